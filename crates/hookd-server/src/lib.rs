@@ -1,0 +1,124 @@
+//! hookd's HTTP side: the Svix-compatible v1 API, authentication and
+//! idempotency. The binary builds an [`AppState`] from its configuration and
+//! hands [`serve`] an already-bound listener.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod pagination;
+pub mod v1;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use hookd_core::model::Delivery;
+use hookd_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Settings the API needs. Every field is documented in the binary's config.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Operator token from `HOOKD_ADMIN_TOKEN`, accepted as an admin token.
+    pub admin_token: Option<String>,
+    /// Refuse `http://` endpoint URLs.
+    pub https_only: bool,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Base URL under which this server is reachable (used in portal links).
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("https_only", &self.https_only)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            https_only: false,
+            max_body_bytes: 2 * 1024 * 1024,
+            public_url: "http://127.0.0.1:8071".into(),
+        }
+    }
+}
+
+/// Told about deliveries as soon as they are committed, so that dispatch can
+/// start without polling.
+pub trait DeliveryListener: Send + Sync + 'static {
+    fn deliveries_created(&self, deliveries: &[Delivery]);
+}
+
+/// A listener for processes that run the API without workers.
+pub struct NoDispatch;
+
+impl DeliveryListener for NoDispatch {
+    fn deliveries_created(&self, _: &[Delivery]) {}
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub config: ServerConfig,
+    pub tokens: auth::TokenCache,
+    pub listener: Arc<dyn DeliveryListener>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig, listener: Arc<dyn DeliveryListener>) -> Self {
+        Self(Arc::new(Inner { store, config, tokens: auth::TokenCache::default(), listener }))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "hookd API",
+    description = "Webhook delivery service, compatible with the Svix API v1. hookd extensions are marked as such."
+))]
+struct ApiDoc;
+
+/// The OpenAPI document generated from the route annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1::routes()).split_for_parts().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, doc) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1::routes()).split_for_parts();
+    let doc = Arc::new(doc);
+    api.route("/api/v1/openapi.json", get(move || std::future::ready(axum::Json(doc.as_ref().clone()))))
+        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets
+/// in-flight requests finish.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}

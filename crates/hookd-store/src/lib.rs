@@ -1,0 +1,162 @@
+//! Persistence for hookd. Handlers and workers see only [`Store`]; the backend
+//! is chosen from the database URL's scheme by [`open`].
+
+pub mod sqlite;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::model::{
+    Application, Attempt, BackgroundTask, Delivery, Endpoint, EndpointStats, EventType, Message,
+};
+
+pub use types::*;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the text names which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The record the write refers to does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The backend could not be reached; callers answer 503 and retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("store error: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Everything hookd keeps durably. Methods that take an `app_id` only ever see
+/// rows of that application, which is what makes app-scoped tokens safe.
+///
+/// Lookups named `*_by_key` accept either the id or the uid (or, for messages,
+/// the `eventId`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip used by readiness checks.
+    async fn ping(&self) -> Result<()>;
+
+    // --- tokens -------------------------------------------------------------
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    /// The token with this SHA-256 hash (hex), whether or not it has expired.
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
+    async fn count_admin_tokens(&self) -> Result<u64>;
+    /// Expires every app-scoped token of `app_id` at `at`.
+    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> Result<()>;
+
+    // --- applications -------------------------------------------------------
+    /// `Conflict` if the uid is taken.
+    async fn create_app(&self, app: &Application) -> Result<()>;
+    async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>>;
+    async fn list_apps(&self, page: &PageReq) -> Result<Vec<Application>>;
+    /// Replaces the stored app with the same id. `NotFound`, or `Conflict` if the uid is taken.
+    async fn update_app(&self, app: &Application) -> Result<()>;
+    /// Deletes the app and everything under it. False if it did not exist.
+    async fn delete_app(&self, id: &str) -> Result<bool>;
+
+    // --- event types --------------------------------------------------------
+    async fn create_event_type(&self, et: &EventType) -> Result<()>;
+    async fn event_type(&self, name: &str) -> Result<Option<EventType>>;
+    /// Ordered by name; the page cursor is a name.
+    async fn list_event_types(&self, page: &PageReq, include_archived: bool) -> Result<Vec<EventType>>;
+    async fn update_event_type(&self, et: &EventType) -> Result<()>;
+    async fn delete_event_type(&self, name: &str) -> Result<bool>;
+
+    // --- endpoints ----------------------------------------------------------
+    /// `Conflict` if the uid is taken within the app.
+    async fn create_endpoint(&self, ep: &Endpoint) -> Result<()>;
+    async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>>;
+    async fn update_endpoint(&self, ep: &Endpoint) -> Result<()>;
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<bool>;
+    /// Counts of the endpoint's deliveries by status, for deliveries created in the window.
+    async fn endpoint_stats(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<EndpointStats>;
+
+    // --- messages -----------------------------------------------------------
+    /// Stores the message and, in the same transaction, one pending delivery for
+    /// every endpoint of the app that matches it (see `hookd_core::filter`), due at
+    /// `msg.created_at`. Returns those deliveries. `Conflict` if the `eventId` was
+    /// already used in this app.
+    async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>>;
+    async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;
+    /// Newest first unless the page says otherwise; the cursor is a message id.
+    async fn list_messages(&self, app_id: &str, filter: &MessageFilter, page: &PageReq) -> Result<Vec<Message>>;
+    /// Drops the payload (it reads back as expunged). False if no such message.
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool>;
+
+    // --- deliveries ---------------------------------------------------------
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>>;
+    async fn delivery_for(&self, msg_id: &str, endpoint_id: &str) -> Result<Option<Delivery>>;
+    /// The message's deliveries with their endpoints; the cursor is an endpoint id.
+    async fn list_message_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageReq,
+    ) -> Result<Vec<(Delivery, Endpoint)>>;
+    /// The endpoint's deliveries with their messages; the cursor is a message id.
+    async fn list_endpoint_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        page: &PageReq,
+    ) -> Result<Vec<(Delivery, Message)>>;
+    /// Deliveries that are pending, in id order after `after`; used to rebuild the
+    /// embedded queue on start.
+    async fn list_pending_deliveries(&self, after: Option<&str>, limit: u32) -> Result<Vec<Delivery>>;
+    /// Inserts a delivery that does not exist yet, or resets an existing one to
+    /// pending (recover). Returns the stored row.
+    async fn upsert_delivery(&self, delivery: &Delivery) -> Result<Delivery>;
+    /// Records an attempt and the delivery's new state in one transaction.
+    async fn record_attempt(&self, attempt: &Attempt, delivery: &Delivery) -> Result<()>;
+    /// Failed deliveries of an endpoint created in the window (for recover).
+    async fn list_failed_deliveries(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Delivery>>;
+
+    // --- attempts -----------------------------------------------------------
+    /// Newest first; the cursor is an attempt id.
+    async fn list_attempts(&self, app_id: &str, filter: &AttemptFilter, page: &PageReq) -> Result<Vec<Attempt>>;
+    async fn attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Option<Attempt>>;
+    async fn expunge_attempt_content(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<bool>;
+
+    // --- idempotency --------------------------------------------------------
+    /// Claims `key` for a request in flight, or reports it is taken. A claim older
+    /// than `lock_ttl` is considered abandoned and is taken over.
+    async fn idempotency_begin(&self, key: &str, now: DateTime<Utc>, lock_ttl_ms: i64) -> Result<IdempotencyState>;
+    /// Stores the finished response so repeats replay it until `expires_at`.
+    async fn idempotency_complete(&self, key: &str, response: &StoredResponse, expires_at: DateTime<Utc>) -> Result<()>;
+    /// Releases a claim (the request did not succeed, so a repeat should run again).
+    async fn idempotency_abort(&self, key: &str) -> Result<()>;
+
+    // --- background tasks ---------------------------------------------------
+    async fn upsert_task(&self, task: &BackgroundTask) -> Result<()>;
+    async fn task(&self, id: &str) -> Result<Option<BackgroundTask>>;
+}
+
+/// Opens the store the URL names: `sqlite:path` / `sqlite://path` (created if
+/// missing, migrated). PostgreSQL arrives with cluster mode.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StoreError::Other(format!("unsupported database URL scheme {scheme:?}; use sqlite:PATH").into()))
+    }
+}

@@ -1,0 +1,121 @@
+//! Messages, and their fan-out into deliveries at creation.
+
+use hookd_core::filter::endpoint_matches;
+use hookd_core::model::{Delivery, Message, MessageStatus};
+use hookd_core::{new_id, IdKind};
+use sqlx::{QueryBuilder, SqlitePool};
+
+use super::codec::{ms, opt_json, Cols};
+use super::error::db;
+use super::query::{message_content, paginate, time_window};
+use super::{deliveries, endpoints};
+use crate::{MessageFilter, PageReq, Result};
+
+/// The columns [`from_cols`] reads, for callers that join messages to other rows.
+pub(super) const COLUMNS: &[&str] =
+    &["id", "app_id", "event_id", "event_type", "payload", "channels", "tags", "created_at"];
+
+pub(super) fn from_cols(c: &Cols<'_>) -> Result<Message> {
+    Ok(Message {
+        id: c.text("id")?,
+        app_id: c.text("app_id")?,
+        event_id: c.opt_text("event_id")?,
+        event_type: c.text("event_type")?,
+        payload: c.opt_text("payload")?,
+        channels: c.opt_json("channels")?,
+        tags: c.opt_json("tags")?,
+        created_at: c.time("created_at")?,
+    })
+}
+
+fn select_m(filter: &str) -> String {
+    format!("SELECT {} FROM messages m WHERE {filter}", COLUMNS.join(", "))
+}
+
+/// The message insert comes first so the transaction holds SQLite's write lock
+/// from its first statement: the endpoints read after it cannot change before
+/// the deliveries are written, and no read-to-write lock upgrade can fail.
+pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Delivery>> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&msg.id)
+    .bind(&msg.app_id)
+    .bind(&msg.event_id)
+    .bind(&msg.event_type)
+    .bind(&msg.payload)
+    .bind(opt_json(msg.channels.as_ref())?)
+    .bind(opt_json(msg.tags.as_ref())?)
+    .bind(ms(msg.created_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+
+    let rows = sqlx::query(&endpoints::select("app_id = ? AND disabled = 0 ORDER BY id"))
+        .bind(&msg.app_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+    let mut created = Vec::new();
+    for row in &rows {
+        let ep = endpoints::from_cols(&Cols::new(row))?;
+        if !endpoint_matches(&ep, &msg.event_type, msg.channels.as_deref()) {
+            continue;
+        }
+        let delivery = Delivery {
+            id: new_id(IdKind::Destination),
+            app_id: msg.app_id.clone(),
+            msg_id: msg.id.clone(),
+            endpoint_id: ep.id,
+            status: MessageStatus::Pending,
+            attempts: 0,
+            next_attempt: Some(msg.created_at),
+            created_at: msg.created_at,
+            updated_at: msg.created_at,
+        };
+        deliveries::insert(&mut tx, &delivery).await?;
+        created.push(delivery);
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(created)
+}
+
+pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result<Option<Message>> {
+    let column = if IdKind::Message.is_id(key) { "id" } else { "event_id" };
+    let row = sqlx::query(&select_m(&format!("app_id = ? AND {column} = ?")))
+        .bind(app_id)
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(|r| from_cols(&Cols::new(r))).transpose()
+}
+
+/// `filter.status` describes a delivery, which an app-wide listing has no one
+/// of, so it is not applied here.
+pub(super) async fn list(
+    pool: &SqlitePool,
+    app_id: &str,
+    filter: &MessageFilter,
+    page: &PageReq,
+) -> Result<Vec<Message>> {
+    let mut qb = QueryBuilder::new(select_m("m.app_id = "));
+    qb.push_bind(app_id);
+    message_content(&mut qb, filter.channel.as_deref(), filter.tag.as_deref(), filter.event_types.as_deref());
+    time_window(&mut qb, "m.created_at", filter.before, filter.after);
+    paginate(&mut qb, "m.id", page);
+    let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+    rows.iter().map(|r| from_cols(&Cols::new(r))).collect()
+}
+
+pub(super) async fn expunge(pool: &SqlitePool, app_id: &str, msg_id: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = ? AND id = ?")
+        .bind(app_id)
+        .bind(msg_id)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,291 @@
+//! The embedded backend: one SQLite file in WAL mode behind a small pool, or a
+//! private in-memory database for tests. Each resource's SQL lives in its own
+//! submodule; this one opens the database and routes the [`Store`] methods.
+
+mod apps;
+mod attempts;
+mod codec;
+mod deliveries;
+mod endpoints;
+mod error;
+mod event_types;
+mod idempotency;
+mod messages;
+mod query;
+mod tasks;
+mod tokens;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::model::{
+    Application, Attempt, BackgroundTask, Delivery, Endpoint, EndpointStats, EventType, Message,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::{
+    AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError, StoredResponse,
+    TokenRecord,
+};
+
+/// Connections for a database file: readers run in parallel under WAL, writers
+/// queue on SQLite's single write lock.
+const FILE_POOL_SIZE: u32 = 8;
+/// How long a writer waits for the write lock before the store reports itself
+/// unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a free connection before the same.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database a `sqlite:PATH`,
+    /// `sqlite://PATH` or `sqlite::memory:` URL names.
+    ///
+    /// Commits are `synchronous = FULL`: a message acknowledged with 202 must
+    /// survive a power cut, which WAL's cheaper `NORMAL` does not promise.
+    pub async fn open(url: &str) -> Result<Self> {
+        let in_memory = is_in_memory(url);
+        let mut options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}").into()))?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        let pool_options = if in_memory {
+            // Every connection to `:memory:` would see its own empty database, so
+            // there is exactly one, and it is never recycled (that would drop the data).
+            SqlitePoolOptions::new().min_connections(1).max_connections(1).idle_timeout(None).max_lifetime(None)
+        } else {
+            let path = options.get_filename();
+            if path.as_os_str().is_empty() {
+                return Err(StoreError::Other(format!("SQLite URL {url:?} names no file").into()));
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            }
+            options = options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+            SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
+        };
+        let pool = pool_options
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(error::db)?;
+        MIGRATOR.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => error::db(e),
+            other => StoreError::Other(Box::new(other)),
+        })?;
+        Ok(Self { pool })
+    }
+
+    /// Waits for in-flight queries and closes every connection, checkpointing
+    /// the WAL; later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn is_in_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (db, params) = rest.split_once('?').unwrap_or((rest, ""));
+    db == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
+        tokens::insert(&self.pool, token).await
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        tokens::find(&self.pool, hash).await
+    }
+
+    async fn count_admin_tokens(&self) -> Result<u64> {
+        tokens::count_admin(&self.pool).await
+    }
+
+    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> Result<()> {
+        tokens::expire_for_app(&self.pool, app_id, at).await
+    }
+
+    async fn create_app(&self, app: &Application) -> Result<()> {
+        apps::create(&self.pool, app).await
+    }
+
+    async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        apps::by_key(&self.pool, id_or_uid).await
+    }
+
+    async fn list_apps(&self, page: &PageReq) -> Result<Vec<Application>> {
+        apps::list(&self.pool, page).await
+    }
+
+    async fn update_app(&self, app: &Application) -> Result<()> {
+        apps::update(&self.pool, app).await
+    }
+
+    async fn delete_app(&self, id: &str) -> Result<bool> {
+        apps::delete(&self.pool, id).await
+    }
+
+    async fn create_event_type(&self, et: &EventType) -> Result<()> {
+        event_types::create(&self.pool, et).await
+    }
+
+    async fn event_type(&self, name: &str) -> Result<Option<EventType>> {
+        event_types::get(&self.pool, name).await
+    }
+
+    async fn list_event_types(&self, page: &PageReq, include_archived: bool) -> Result<Vec<EventType>> {
+        event_types::list(&self.pool, page, include_archived).await
+    }
+
+    async fn update_event_type(&self, et: &EventType) -> Result<()> {
+        event_types::update(&self.pool, et).await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<bool> {
+        event_types::delete(&self.pool, name).await
+    }
+
+    async fn create_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        endpoints::create(&self.pool, ep).await
+    }
+
+    async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        endpoints::by_key(&self.pool, app_id, id_or_uid).await
+    }
+
+    async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>> {
+        endpoints::list(&self.pool, app_id, page).await
+    }
+
+    async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        endpoints::update(&self.pool, ep).await
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<bool> {
+        endpoints::delete(&self.pool, app_id, id).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<EndpointStats> {
+        endpoints::stats(&self.pool, app_id, endpoint_id, since, until).await
+    }
+
+    async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
+        messages::create(&self.pool, msg).await
+    }
+
+    async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {
+        messages::by_key(&self.pool, app_id, id_or_event_id).await
+    }
+
+    async fn list_messages(&self, app_id: &str, filter: &MessageFilter, page: &PageReq) -> Result<Vec<Message>> {
+        messages::list(&self.pool, app_id, filter, page).await
+    }
+
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool> {
+        messages::expunge(&self.pool, app_id, msg_id).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {
+        deliveries::get(&self.pool, id).await
+    }
+
+    async fn delivery_for(&self, msg_id: &str, endpoint_id: &str) -> Result<Option<Delivery>> {
+        deliveries::get_for(&self.pool, msg_id, endpoint_id).await
+    }
+
+    async fn list_message_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageReq,
+    ) -> Result<Vec<(Delivery, Endpoint)>> {
+        deliveries::destinations(&self.pool, app_id, msg_id, page).await
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        page: &PageReq,
+    ) -> Result<Vec<(Delivery, Message)>> {
+        deliveries::endpoint_messages(&self.pool, app_id, endpoint_id, filter, page).await
+    }
+
+    async fn list_pending_deliveries(&self, after: Option<&str>, limit: u32) -> Result<Vec<Delivery>> {
+        deliveries::pending(&self.pool, after, limit).await
+    }
+
+    async fn upsert_delivery(&self, delivery: &Delivery) -> Result<Delivery> {
+        deliveries::upsert(&self.pool, delivery).await
+    }
+
+    async fn record_attempt(&self, attempt: &Attempt, delivery: &Delivery) -> Result<()> {
+        attempts::record(&self.pool, attempt, delivery).await
+    }
+
+    async fn list_failed_deliveries(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Delivery>> {
+        deliveries::failed(&self.pool, app_id, endpoint_id, since, until).await
+    }
+
+    async fn list_attempts(&self, app_id: &str, filter: &AttemptFilter, page: &PageReq) -> Result<Vec<Attempt>> {
+        attempts::list(&self.pool, app_id, filter, page).await
+    }
+
+    async fn attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Option<Attempt>> {
+        attempts::get(&self.pool, app_id, msg_id, attempt_id).await
+    }
+
+    async fn expunge_attempt_content(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<bool> {
+        attempts::expunge(&self.pool, app_id, msg_id, attempt_id).await
+    }
+
+    async fn idempotency_begin(&self, key: &str, now: DateTime<Utc>, lock_ttl_ms: i64) -> Result<IdempotencyState> {
+        idempotency::begin(&self.pool, key, now, lock_ttl_ms).await
+    }
+
+    async fn idempotency_complete(&self, key: &str, response: &StoredResponse, expires_at: DateTime<Utc>) -> Result<()> {
+        idempotency::complete(&self.pool, key, response, expires_at).await
+    }
+
+    async fn idempotency_abort(&self, key: &str) -> Result<()> {
+        idempotency::abort(&self.pool, key).await
+    }
+
+    async fn upsert_task(&self, task: &BackgroundTask) -> Result<()> {
+        tasks::upsert(&self.pool, task).await
+    }
+
+    async fn task(&self, id: &str) -> Result<Option<BackgroundTask>> {
+        tasks::get(&self.pool, id).await
+    }
+}

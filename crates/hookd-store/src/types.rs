@@ -1,0 +1,74 @@
+//! Small value types that cross the [`Store`](crate::Store) boundary.
+
+use chrono::{DateTime, Utc};
+use hookd_core::model::{MessageStatus, TokenScope};
+
+/// One page request, already translated from the API's iterator: rows strictly
+/// beyond `after` in the direction of `desc`, at most `limit` of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageReq {
+    pub limit: u32,
+    pub after: Option<String>,
+    pub desc: bool,
+}
+
+impl PageReq {
+    pub fn first(limit: u32, desc: bool) -> Self {
+        Self { limit, after: None, desc }
+    }
+}
+
+/// Filters shared by message listings (by app or by endpoint).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageFilter {
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+    /// Only for endpoint listings: the delivery's status.
+    pub status: Option<MessageStatus>,
+}
+
+/// Filters for attempt listings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptFilter {
+    pub msg_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub status: Option<MessageStatus>,
+    /// 0 for transport errors, else 100/200/300/400/500 for that class.
+    pub status_code_class: Option<i32>,
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// A bearer token as stored: only its SHA-256 hash, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub hash: String,
+    pub scope: TokenScope,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A response kept for idempotent replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyState {
+    /// This caller now owns the key and must complete or abort it.
+    Started,
+    /// Another request with the same key is still running.
+    InProgress,
+    /// The key finished earlier; replay this.
+    Completed(StoredResponse),
+}

@@ -1,0 +1,135 @@
+//! The `hookd` binary: parses the command line, loads configuration, builds the
+//! backends and hands them to the server. Logic lives in the library crates.
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use config::{Config, Overrides};
+
+/// hookd: webhook delivery. Accepts events over a Svix-compatible API, stores
+/// them durably, and delivers them, signed, to every subscribed endpoint.
+#[derive(Parser)]
+#[command(name = "hookd", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API (and delivery workers) on the configured store.
+    Serve {
+        #[command(flatten)]
+        over: Overrides,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+    /// Apply the store's schema migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        over: Overrides,
+    },
+    /// Print the default configuration as TOML (a starting point for --config).
+    Config,
+    /// Print the OpenAPI document of the API.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a new admin token and print it (it is stored only as a hash).
+    Create {
+        #[command(flatten)]
+        over: Overrides,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { over } => serve(Config::load(&over)?).await,
+        Command::Token { action: TokenCommand::Create { over } } => {
+            let cfg = Config::load(&over)?;
+            let store = hookd_store::open(&cfg.database_url).await.context("opening the store")?;
+            let token = hookd_server::auth::create_admin_token(store.as_ref()).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Migrate { over } => {
+            let cfg = Config::load(&over)?;
+            hookd_store::open(&cfg.database_url).await.context("opening and migrating the store")?;
+            println!("migrations applied to {}", cfg.database_url);
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", toml::to_string(&Config::default())?);
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&hookd_server::openapi())?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log).context("invalid log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    tracing::debug!(config = ?cfg, "starting");
+    let store = hookd_store::open(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", cfg.database_url))?;
+    if cfg.admin_token.is_none() && store.count_admin_tokens().await? == 0 {
+        let token = hookd_server::auth::create_admin_token(store.as_ref()).await?;
+        println!("Generated an admin token. It is shown only this once; keep it safe:\n\n    {token}\n");
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen_addr()?)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let state = hookd_server::AppState::new(store, cfg.server_config(addr), Arc::new(hookd_server::NoDispatch));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    println!("hookd listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    hookd_server::serve(listener, state, shutdown).await.context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+    token.cancel();
+}
