@@ -93,6 +93,10 @@ impl RetryPolicy {
         self
     }
 
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+
     pub fn delays(&self) -> &[Duration] {
         &self.delays
     }

@@ -57,7 +57,9 @@ pub struct TokenCache {
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<TokenRecord> {
         let map = self.entries.lock().expect("token cache poisoned");
-        map.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(r, _)| r.clone())
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(r, _)| r.clone())
     }
 
     fn put(&self, rec: TokenRecord) {
@@ -85,7 +87,9 @@ impl Caller {
     pub fn require_admin(&self) -> ApiResult<()> {
         match self.scope {
             TokenScope::Admin => Ok(()),
-            TokenScope::App(_) => Err(ApiError::Forbidden("this token is limited to one application".into())),
+            TokenScope::App(_) => Err(ApiError::Forbidden(
+                "this token is limited to one application".into(),
+            )),
         }
     }
 
@@ -101,7 +105,9 @@ impl Caller {
             (TokenScope::Admin, Some(app)) => Ok(app),
             (TokenScope::Admin, None) => Err(ApiError::not_found("Application")),
             (TokenScope::App(id), Some(app)) if *id == app.id => Ok(app),
-            (TokenScope::App(_), _) => Err(ApiError::Forbidden("this token is not valid for that application".into())),
+            (TokenScope::App(_), _) => Err(ApiError::Forbidden(
+                "this token is not valid for that application".into(),
+            )),
         }
     }
 }
@@ -109,18 +115,25 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token> header".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into())
+            })?;
         state.authenticate(token).await
     }
 }
@@ -130,7 +143,10 @@ impl AppState {
         let hash = hash_token(token);
         if let Some(admin) = self.config.admin_token.as_deref() {
             if bool::from(admin.as_bytes().ct_eq(token.as_bytes())) {
-                return Ok(Caller { scope: TokenScope::Admin, token_hash: hash });
+                return Ok(Caller {
+                    scope: TokenScope::Admin,
+                    token_hash: hash,
+                });
             }
         }
         let rec = match self.tokens.get(&hash) {
@@ -144,9 +160,10 @@ impl AppState {
             }
         };
         match rec {
-            Some(rec) if rec.expires_at.is_none_or(|at| at > Utc::now()) => {
-                Ok(Caller { scope: rec.scope, token_hash: hash })
-            }
+            Some(rec) if rec.expires_at.is_none_or(|at| at > Utc::now()) => Ok(Caller {
+                scope: rec.scope,
+                token_hash: hash,
+            }),
             _ => Err(ApiError::Unauthorized("invalid or expired token".into())),
         }
     }

@@ -19,15 +19,27 @@ impl FieldError {
     pub fn body(path: &[&str], msg: impl Into<String>) -> Self {
         let mut loc = vec!["body".to_string()];
         loc.extend(path.iter().map(|s| s.to_string()));
-        Self { loc, msg: msg.into(), kind: "value_error".into() }
+        Self {
+            loc,
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }
     }
 
     pub fn query(name: &str, msg: impl Into<String>) -> Self {
-        Self { loc: vec!["query".into(), name.into()], msg: msg.into(), kind: "value_error".into() }
+        Self {
+            loc: vec!["query".into(), name.into()],
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }
     }
 
     pub fn path(name: &str, msg: impl Into<String>) -> Self {
-        Self { loc: vec!["path".into(), name.into()], msg: msg.into(), kind: "value_error".into() }
+        Self {
+            loc: vec!["path".into(), name.into()],
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }
     }
 }
 

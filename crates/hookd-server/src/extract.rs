@@ -41,10 +41,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     (path, e.into_inner())
                 }
             };
-            let kind = if err.is_syntax() || err.is_eof() { "value_error.jsondecode" } else { "value_error" };
+            let kind = if err.is_syntax() || err.is_eof() {
+                "value_error.jsondecode"
+            } else {
+                "value_error"
+            };
             let mut loc = vec!["body".to_string()];
             loc.extend(path);
-            Err(ApiError::Validation(vec![FieldError { loc, msg: err.to_string(), kind: kind.into() }]))
+            Err(ApiError::Validation(vec![FieldError {
+                loc,
+                msg: err.to_string(),
+                kind: kind.into(),
+            }]))
         }
     }
 }
@@ -67,13 +75,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str::<T>(q).map(ApiQuery).map_err(|e| {
-            ApiError::Validation(vec![FieldError {
-                loc: vec!["query".into()],
-                msg: e.to_string(),
-                kind: "value_error".into(),
-            }])
-        })
+        serde_urlencoded::from_str::<T>(q)
+            .map(ApiQuery)
+            .map_err(|e| {
+                ApiError::Validation(vec![FieldError {
+                    loc: vec!["query".into()],
+                    msg: e.to_string(),
+                    kind: "value_error".into(),
+                }])
+            })
     }
 }
 

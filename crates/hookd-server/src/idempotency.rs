@@ -25,10 +25,18 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(idem) = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()) else {
+    let Some(idem) = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+    else {
         return next.run(req).await;
     };
-    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let mut h = Sha256::new();
     for part in [auth, idem, &req.uri().to_string()] {
         h.update((part.len() as u64).to_be_bytes());
@@ -38,15 +46,21 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_PEER;
     loop {
-        match state.store.idempotency_begin(&key, Utc::now(), LOCK_TTL.as_millis() as i64).await {
+        match state
+            .store
+            .idempotency_begin(&key, Utc::now(), LOCK_TTL.as_millis() as i64)
+            .await
+        {
             Ok(IdempotencyState::Started) => break,
             Ok(IdempotencyState::Completed(stored)) => return replay(stored),
             Ok(IdempotencyState::InProgress) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(POLL).await;
             }
             Ok(IdempotencyState::InProgress) => {
-                return ApiError::Conflict("a request with this idempotency-key is still in progress".into())
-                    .into_response()
+                return ApiError::Conflict(
+                    "a request with this idempotency-key is still in progress".into(),
+                )
+                .into_response()
             }
             Err(e) => return ApiError::from(e).into_response(),
         }
@@ -62,14 +76,24 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let (parts, body) = resp.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
-        Err(e) => return ApiError::Internal(anyhow::anyhow!("buffering response: {e}")).into_response(),
+        Err(e) => {
+            return ApiError::Internal(anyhow::anyhow!("buffering response: {e}")).into_response()
+        }
     };
     let stored = StoredResponse {
         status: parts.status.as_u16(),
-        content_type: parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         body: bytes.to_vec(),
     };
-    if let Err(e) = state.store.idempotency_complete(&key, &stored, Utc::now() + KEEP_FOR).await {
+    if let Err(e) = state
+        .store
+        .idempotency_complete(&key, &stored, Utc::now() + KEEP_FOR)
+        .await
+    {
         tracing::warn!(error = %e, "could not store idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
@@ -78,7 +102,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 fn replay(stored: StoredResponse) -> Response {
     let mut resp = Response::new(Body::from(stored.body));
     *resp.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    if let Some(ct) = stored.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+    if let Some(ct) = stored
+        .content_type
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     resp

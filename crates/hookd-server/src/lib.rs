@@ -3,9 +3,11 @@
 //! hands [`serve`] an already-bound listener.
 
 pub mod auth;
+pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod outbound;
 pub mod pagination;
 pub mod v1;
 
@@ -15,6 +17,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use hookd_core::model::Delivery;
+use hookd_queue::Queue;
 use hookd_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +41,10 @@ pub struct ServerConfig {
 impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("https_only", &self.https_only)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("public_url", &self.public_url)
@@ -57,19 +63,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// Told about deliveries as soon as they are committed, so that dispatch can
-/// start without polling.
-pub trait DeliveryListener: Send + Sync + 'static {
-    fn deliveries_created(&self, deliveries: &[Delivery]);
-}
-
-/// A listener for processes that run the API without workers.
-pub struct NoDispatch;
-
-impl DeliveryListener for NoDispatch {
-    fn deliveries_created(&self, _: &[Delivery]) {}
-}
-
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
@@ -77,7 +70,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub config: ServerConfig,
     pub tokens: auth::TokenCache,
-    pub listener: Arc<dyn DeliveryListener>,
+    /// Where new deliveries are announced so dispatch starts without polling.
+    pub queue: Arc<dyn Queue>,
 }
 
 impl std::ops::Deref for AppState {
@@ -88,8 +82,26 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig, listener: Arc<dyn DeliveryListener>) -> Self {
-        Self(Arc::new(Inner { store, config, tokens: auth::TokenCache::default(), listener }))
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, config: ServerConfig) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            config,
+            tokens: auth::TokenCache::default(),
+            queue,
+        }))
+    }
+
+    /// Hands freshly committed deliveries to the queue. The store already has
+    /// them, so a failure here delays delivery (until the next start-up sweep)
+    /// but loses nothing.
+    pub async fn enqueue(&self, deliveries: &[Delivery], manual: bool) {
+        let tasks = deliveries
+            .iter()
+            .map(|d| dispatch::task_for(d, manual))
+            .collect();
+        if let Err(e) = self.queue.push(tasks).await {
+            tracing::error!(error = %e, "could not enqueue deliveries; they stay pending in the store");
+        }
     }
 }
 
@@ -102,23 +114,39 @@ struct ApiDoc;
 
 /// The OpenAPI document generated from the route annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1::routes()).split_for_parts().1
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1::routes())
+        .split_for_parts()
+        .1
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, doc) =
-        OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1::routes()).split_for_parts();
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1::routes())
+        .split_for_parts();
     let doc = Arc::new(doc);
-    api.route("/api/v1/openapi.json", get(move || std::future::ready(axum::Json(doc.as_ref().clone()))))
-        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || std::future::ready(axum::Json(doc.as_ref().clone()))),
+    )
+    .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::middleware,
+    ))
+    .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets
 /// in-flight requests finish.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

@@ -40,9 +40,12 @@ impl ListParams {
         let limit = match self.limit.as_deref() {
             None | Some("") => DEFAULT_LIMIT,
             Some(s) => {
-                let n: i64 = s
-                    .parse()
-                    .map_err(|_| ApiError::Validation(vec![FieldError::query("limit", "limit must be an integer")]))?;
+                let n: i64 = s.parse().map_err(|_| {
+                    ApiError::Validation(vec![FieldError::query(
+                        "limit",
+                        "limit must be an integer",
+                    )])
+                })?;
                 if n > MAX_LIMIT as i64 {
                     return Err(ApiError::Validation(vec![FieldError::query(
                         "limit",
@@ -50,7 +53,10 @@ impl ListParams {
                     )]));
                 }
                 if n < 1 {
-                    return Err(ApiError::Validation(vec![FieldError::query("limit", "limit must be at least 1")]));
+                    return Err(ApiError::Validation(vec![FieldError::query(
+                        "limit",
+                        "limit must be at least 1",
+                    )]));
                 }
                 n as u32
             }
@@ -74,8 +80,16 @@ impl ListParams {
             },
         };
         // Paging backwards reads the other way from the cursor, then flips the rows.
-        let req = PageReq { limit: limit + 1, after, desc: desc != backwards };
-        Ok(Pager { limit, req, backwards })
+        let req = PageReq {
+            limit: limit + 1,
+            after,
+            desc: desc != backwards,
+        };
+        Ok(Pager {
+            limit,
+            req,
+            backwards,
+        })
     }
 }
 
@@ -90,7 +104,12 @@ pub struct ListResponse<T> {
 
 impl Pager {
     /// Shapes fetched rows (in the store's order) into a response page.
-    pub fn finish<R, T>(&self, mut rows: Vec<R>, cursor: impl Fn(&R) -> String, out: impl Fn(R) -> T) -> ListResponse<T> {
+    pub fn finish<R, T>(
+        &self,
+        mut rows: Vec<R>,
+        cursor: impl Fn(&R) -> String,
+        out: impl Fn(R) -> T,
+    ) -> ListResponse<T> {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
         if self.backwards {

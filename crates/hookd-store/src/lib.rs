@@ -63,7 +63,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_event_type(&self, et: &EventType) -> Result<()>;
     async fn event_type(&self, name: &str) -> Result<Option<EventType>>;
     /// Ordered by name; the page cursor is a name.
-    async fn list_event_types(&self, page: &PageReq, include_archived: bool) -> Result<Vec<EventType>>;
+    async fn list_event_types(
+        &self,
+        page: &PageReq,
+        include_archived: bool,
+    ) -> Result<Vec<EventType>>;
     async fn update_event_type(&self, et: &EventType) -> Result<()>;
     async fn delete_event_type(&self, name: &str) -> Result<bool>;
 
@@ -72,6 +76,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_endpoint(&self, ep: &Endpoint) -> Result<()>;
     async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>>;
     async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>>;
+    /// Replaces the stored endpoint. Re-enabling a disabled endpoint stops its failing clock.
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<bool>;
     /// Counts of the endpoint's deliveries by status, for deliveries created in the window.
@@ -83,6 +88,27 @@ pub trait Store: Send + Sync + 'static {
         until: Option<DateTime<Utc>>,
     ) -> Result<EndpointStats>;
 
+    /// Starts the endpoint's failing clock at `now` unless it is already running,
+    /// and returns when it started.
+    async fn endpoint_failing_since(
+        &self,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>>;
+    /// Sets (or, with `None`, stops) the endpoint's failing clock.
+    async fn set_endpoint_failing_since(
+        &self,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+    /// Disables the endpoint. True if it was enabled until now.
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
     // --- messages -----------------------------------------------------------
     /// Stores the message and, in the same transaction, one pending delivery for
     /// every endpoint of the app that matches it (see `hookd_core::filter`), due at
@@ -91,7 +117,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>>;
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;
     /// Newest first unless the page says otherwise; the cursor is a message id.
-    async fn list_messages(&self, app_id: &str, filter: &MessageFilter, page: &PageReq) -> Result<Vec<Message>>;
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageReq,
+    ) -> Result<Vec<Message>>;
     /// Drops the payload (it reads back as expunged). False if no such message.
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool>;
 
@@ -115,7 +146,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(Delivery, Message)>>;
     /// Deliveries that are pending, in id order after `after`; used to rebuild the
     /// embedded queue on start.
-    async fn list_pending_deliveries(&self, after: Option<&str>, limit: u32) -> Result<Vec<Delivery>>;
+    async fn list_pending_deliveries(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
     /// Inserts a delivery that does not exist yet, or resets an existing one to
     /// pending (recover). Returns the stored row.
     async fn upsert_delivery(&self, delivery: &Delivery) -> Result<Delivery>;
@@ -132,16 +167,41 @@ pub trait Store: Send + Sync + 'static {
 
     // --- attempts -----------------------------------------------------------
     /// Newest first; the cursor is an attempt id.
-    async fn list_attempts(&self, app_id: &str, filter: &AttemptFilter, page: &PageReq) -> Result<Vec<Attempt>>;
-    async fn attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Option<Attempt>>;
-    async fn expunge_attempt_content(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<bool>;
+    async fn list_attempts(
+        &self,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &PageReq,
+    ) -> Result<Vec<Attempt>>;
+    async fn attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>>;
+    async fn expunge_attempt_content(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<bool>;
 
     // --- idempotency --------------------------------------------------------
     /// Claims `key` for a request in flight, or reports it is taken. A claim older
     /// than `lock_ttl` is considered abandoned and is taken over.
-    async fn idempotency_begin(&self, key: &str, now: DateTime<Utc>, lock_ttl_ms: i64) -> Result<IdempotencyState>;
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lock_ttl_ms: i64,
+    ) -> Result<IdempotencyState>;
     /// Stores the finished response so repeats replay it until `expires_at`.
-    async fn idempotency_complete(&self, key: &str, response: &StoredResponse, expires_at: DateTime<Utc>) -> Result<()>;
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        response: &StoredResponse,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Releases a claim (the request did not succeed, so a repeat should run again).
     async fn idempotency_abort(&self, key: &str) -> Result<()>;
 
@@ -157,6 +217,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
-        Err(StoreError::Other(format!("unsupported database URL scheme {scheme:?}; use sqlite:PATH").into()))
+        Err(StoreError::Other(
+            format!("unsupported database URL scheme {scheme:?}; use sqlite:PATH").into(),
+        ))
     }
 }

@@ -14,7 +14,11 @@ pub struct PageReq {
 
 impl PageReq {
     pub fn first(limit: u32, desc: bool) -> Self {
-        Self { limit, after: None, desc }
+        Self {
+            limit,
+            after: None,
+            desc,
+        }
     }
 }
 

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use config::{Config, Overrides};
+use hookd_server::dispatch::Engine;
+
+const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"), " (webhook delivery)");
 
 /// hookd: webhook delivery. Accepts events over a Svix-compatible API, stores
 /// them durably, and delivers them, signed, to every subscribed endpoint.
@@ -54,23 +57,32 @@ enum TokenCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     rt.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { over } => serve(Config::load(&over)?).await,
-        Command::Token { action: TokenCommand::Create { over } } => {
+        Command::Token {
+            action: TokenCommand::Create { over },
+        } => {
             let cfg = Config::load(&over)?;
-            let store = hookd_store::open(&cfg.database_url).await.context("opening the store")?;
+            let store = hookd_store::open(&cfg.database_url)
+                .await
+                .context("opening the store")?;
             let token = hookd_server::auth::create_admin_token(store.as_ref()).await?;
             println!("{token}");
             Ok(())
         }
         Command::Migrate { over } => {
             let cfg = Config::load(&over)?;
-            hookd_store::open(&cfg.database_url).await.context("opening and migrating the store")?;
+            hookd_store::open(&cfg.database_url)
+                .await
+                .context("opening and migrating the store")?;
             println!("migrations applied to {}", cfg.database_url);
             Ok(())
         }
@@ -79,7 +91,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&hookd_server::openapi())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&hookd_server::openapi())?
+            );
             Ok(())
         }
     }
@@ -87,7 +102,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log).context("invalid log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cfg.log).context("invalid log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     tracing::debug!(config = ?cfg, "starting");
@@ -96,18 +113,39 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store at {}", cfg.database_url))?;
     if cfg.admin_token.is_none() && store.count_admin_tokens().await? == 0 {
         let token = hookd_server::auth::create_admin_token(store.as_ref()).await?;
-        println!("Generated an admin token. It is shown only this once; keep it safe:\n\n    {token}\n");
+        println!(
+            "Generated an admin token. It is shown only this once; keep it safe:\n\n    {token}\n"
+        );
     }
     let listener = tokio::net::TcpListener::bind(cfg.listen_addr()?)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let state = hookd_server::AppState::new(store, cfg.server_config(addr), Arc::new(hookd_server::NoDispatch));
+    let queue = hookd_queue::open(cfg.queue_url.as_deref())?;
+    let client = hookd_server::outbound::WebhookClient::new(cfg.ssrf_guard(), USER_AGENT);
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        queue.clone(),
+        client,
+        cfg.engine_config()?,
+    ));
+    let requeued = engine
+        .requeue_pending()
+        .await
+        .context("re-queuing pending deliveries")?;
+    if requeued > 0 {
+        tracing::info!(requeued, "resuming pending deliveries");
+    }
+    let state = hookd_server::AppState::new(store, queue, cfg.server_config(addr));
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let workers = tokio::spawn(engine.run(shutdown.clone()));
     println!("hookd listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    hookd_server::serve(listener, state, shutdown).await.context("serving")?;
+    hookd_server::serve(listener, state, shutdown)
+        .await
+        .context("serving")?;
+    workers.await.context("delivery workers")?;
     tracing::info!("stopped");
     Ok(())
 }

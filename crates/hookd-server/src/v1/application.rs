@@ -124,7 +124,11 @@ async fn list_apps(
     caller.require_admin()?;
     let pager = q.pager(false)?;
     let rows = state.store.list_apps(&pager.req).await?;
-    Ok(Json(pager.finish(rows, |a| a.id.clone(), ApplicationOut::from)))
+    Ok(Json(pager.finish(
+        rows,
+        |a| a.id.clone(),
+        ApplicationOut::from,
+    )))
 }
 
 #[utoipa::path(post, path = "/app", tag = "Application", params(CreateAppQuery), request_body = ApplicationIn,
@@ -194,7 +198,11 @@ async fn upsert_app(
             let mut checks = Checks::default();
             checks.check(&["uid"], validate::uid(&app_id, IdKind::App.prefix()));
             checks.finish()?;
-            let mut app = ApplicationIn { uid: Some(body.uid.unwrap_or(app_id)), ..body }.into_new()?;
+            let mut app = ApplicationIn {
+                uid: Some(body.uid.unwrap_or(app_id)),
+                ..body
+            }
+            .into_new()?;
             app.throttle_rate = throttle;
             state.store.create_app(&app).await?;
             Ok((StatusCode::CREATED, Json(app.into())))
@@ -222,7 +230,11 @@ async fn patch_app(
         checks.check(&["uid"], validate::uid(uid, IdKind::App.prefix()));
     }
     check_metadata(&mut checks, body.metadata.as_value());
-    let new_rate = rate(&mut checks, body.throttle_rate.as_value().copied(), body.rate_limit.as_value().copied());
+    let new_rate = rate(
+        &mut checks,
+        body.throttle_rate.as_value().copied(),
+        body.rate_limit.as_value().copied(),
+    );
     checks.finish()?;
     if let Patch::Value(n) = body.name {
         app.name = n;

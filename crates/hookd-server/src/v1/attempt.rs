@@ -91,10 +91,19 @@ pub struct AttemptListQuery {
 }
 
 fn parse_status(raw: Option<&str>) -> ApiResult<Option<MessageStatus>> {
-    let Some(raw) = raw.filter(|s| !s.is_empty()) else { return Ok(None) };
-    raw.parse::<i64>().ok().and_then(MessageStatus::from_i64).map(Some).ok_or_else(|| {
-        ApiError::Validation(vec![FieldError::query("status", format!("{raw:?} is not a status (0 to 4)"))])
-    })
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .and_then(MessageStatus::from_i64)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::query(
+                "status",
+                format!("{raw:?} is not a status (0 to 4)"),
+            )])
+        })
 }
 
 impl AttemptListQuery {
@@ -138,17 +147,28 @@ async fn list(
     let pager = q.page.pager(true)?;
     let with_content = q.with_content()?;
     let with_msg = parse_bool("with_msg", q.with_msg.as_deref(), false)?;
-    let rows = state.store.list_attempts(app_id, &filter, &pager.req).await?;
+    let rows = state
+        .store
+        .list_attempts(app_id, &filter, &pager.req)
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for a in rows {
         let msg = if with_msg {
-            state.store.message_by_key(app_id, &a.msg_id).await?.map(|m| MessageOut::new(m, with_content))
+            state
+                .store
+                .message_by_key(app_id, &a.msg_id)
+                .await?
+                .map(|m| MessageOut::new(m, with_content))
         } else {
             None
         };
         out.push((a, msg));
     }
-    Ok(pager.finish(out, |(a, _)| a.id.clone(), |(a, m)| MessageAttemptOut::new(a, with_content, m)))
+    Ok(pager.finish(
+        out,
+        |(a, _)| a.id.clone(),
+        |(a, m)| MessageAttemptOut::new(a, with_content, m),
+    ))
 }
 
 #[utoipa::path(get, path = "/app/{app_id}/attempt/endpoint/{endpoint_id}", tag = "Message Attempt",
@@ -161,8 +181,15 @@ async fn list_by_endpoint(
     ApiQuery(q): ApiQuery<AttemptListQuery>,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
     let app = caller.app(&state, &app_id).await?;
-    let ep = state.store.endpoint_by_key(&app.id, &ep_id).await?.ok_or_else(|| ApiError::not_found("Endpoint"))?;
-    let filter = AttemptFilter { endpoint_id: Some(ep.id), ..q.filter()? };
+    let ep = state
+        .store
+        .endpoint_by_key(&app.id, &ep_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let filter = AttemptFilter {
+        endpoint_id: Some(ep.id),
+        ..q.filter()?
+    };
     Ok(Json(list(&state, &app.id, filter, &q).await?))
 }
 
@@ -179,10 +206,19 @@ async fn list_by_msg(
     let endpoint_id = match q.endpoint_id.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(key) => Some(
-            state.store.endpoint_by_key(&app.id, key).await?.ok_or_else(|| ApiError::not_found("Endpoint"))?.id,
+            state
+                .store
+                .endpoint_by_key(&app.id, key)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Endpoint"))?
+                .id,
         ),
     };
-    let filter = AttemptFilter { msg_id: Some(msg.id), endpoint_id, ..q.filter()? };
+    let filter = AttemptFilter {
+        msg_id: Some(msg.id),
+        endpoint_id,
+        ..q.filter()?
+    };
     Ok(Json(list(&state, &app.id, filter, &q).await?))
 }
 
@@ -204,7 +240,9 @@ pub struct EndpointMessageOut {
 }
 
 fn next_attempt(d: &Delivery) -> Option<chrono::DateTime<Utc>> {
-    matches!(d.status, MessageStatus::Pending | MessageStatus::Sending).then_some(d.next_attempt).flatten()
+    matches!(d.status, MessageStatus::Pending | MessageStatus::Sending)
+        .then_some(d.next_attempt)
+        .flatten()
 }
 
 impl EndpointMessageOut {
@@ -234,7 +272,11 @@ async fn list_attempted_messages(
     ApiQuery(q): ApiQuery<AttemptListQuery>,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
     let app = caller.app(&state, &app_id).await?;
-    let ep = state.store.endpoint_by_key(&app.id, &ep_id).await?.ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let ep = state
+        .store
+        .endpoint_by_key(&app.id, &ep_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
     let pager = q.page.pager(true)?;
     let f = q.filter()?;
     let filter = MessageFilter {
@@ -246,8 +288,15 @@ async fn list_attempted_messages(
         status: f.status,
     };
     let with_content = q.with_content()?;
-    let rows = state.store.list_endpoint_messages(&app.id, &ep.id, &filter, &pager.req).await?;
-    Ok(Json(pager.finish(rows, |(_, m)| m.id.clone(), |(d, m)| EndpointMessageOut::new(d, m, with_content))))
+    let rows = state
+        .store
+        .list_endpoint_messages(&app.id, &ep.id, &filter, &pager.req)
+        .await?;
+    Ok(Json(pager.finish(
+        rows,
+        |(_, m)| m.id.clone(),
+        |(d, m)| EndpointMessageOut::new(d, m, with_content),
+    )))
 }
 
 /// An endpoint as seen from one message: the message's status there.
@@ -306,8 +355,15 @@ async fn list_attempted_destinations(
 ) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
     let (app, msg) = load_message(&state, &caller, &app_id, &msg_id).await?;
     let pager = q.pager(false)?;
-    let rows = state.store.list_message_destinations(&app.id, &msg.id, &pager.req).await?;
-    Ok(Json(pager.finish(rows, |(_, e)| e.id.clone(), |(d, e)| MessageEndpointOut::new(d, e))))
+    let rows = state
+        .store
+        .list_message_destinations(&app.id, &msg.id, &pager.req)
+        .await?;
+    Ok(Json(pager.finish(
+        rows,
+        |(_, e)| e.id.clone(),
+        |(d, e)| MessageEndpointOut::new(d, e),
+    )))
 }
 
 #[utoipa::path(get, path = "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", tag = "Message Attempt",
@@ -319,7 +375,11 @@ async fn get_attempt(
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MessageAttemptOut>> {
     let (app, msg) = load_message(&state, &caller, &app_id, &msg_id).await?;
-    let a = state.store.attempt(&app.id, &msg.id, &attempt_id).await?.ok_or_else(|| ApiError::not_found("Attempt"))?;
+    let a = state
+        .store
+        .attempt(&app.id, &msg.id, &attempt_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Attempt"))?;
     Ok(Json(MessageAttemptOut::new(a, true, None)))
 }
 
@@ -331,7 +391,11 @@ async fn expunge_attempt_content(
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let (app, msg) = load_message(&state, &caller, &app_id, &msg_id).await?;
-    if !state.store.expunge_attempt_content(&app.id, &msg.id, &attempt_id).await? {
+    if !state
+        .store
+        .expunge_attempt_content(&app.id, &msg.id, &attempt_id)
+        .await?
+    {
         return Err(ApiError::not_found("Attempt"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use hookd_core::model::TokenScope;
 use hookd_core::{new_id, IdKind};
 use hookd_store::TokenRecord;
@@ -49,18 +48,29 @@ pub struct AppPortalAccessOut {
     pub token: String,
 }
 
-async fn issue(state: &AppState, caller: &Caller, app_key: &str, body: AppPortalAccessIn) -> ApiResult<AppPortalAccessOut> {
+async fn issue(
+    state: &AppState,
+    caller: &Caller,
+    app_key: &str,
+    body: AppPortalAccessIn,
+) -> ApiResult<AppPortalAccessOut> {
     caller.require_admin()?;
     let mut checks = Checks::default();
     let expiry = body.expiry.unwrap_or(DEFAULT_EXPIRY_SECONDS);
     if !(1..=MAX_EXPIRY_SECONDS).contains(&expiry) {
-        checks.fail(&["expiry"], format!("expiry must be between 1 and {MAX_EXPIRY_SECONDS} seconds"));
+        checks.fail(
+            &["expiry"],
+            format!("expiry must be between 1 and {MAX_EXPIRY_SECONDS} seconds"),
+        );
     }
     checks.finish()?;
     let app = match (state.store.app_by_key(app_key).await?, body.application) {
         (Some(app), _) => app,
         (None, Some(spec)) => {
-            let spec = ApplicationIn { uid: spec.uid.or_else(|| Some(app_key.to_string())), ..spec };
+            let spec = ApplicationIn {
+                uid: spec.uid.or_else(|| Some(app_key.to_string())),
+                ..spec
+            };
             let app = spec.into_new()?;
             state.store.create_app(&app).await?;
             app
@@ -79,7 +89,12 @@ async fn issue(state: &AppState, caller: &Caller, app_key: &str, body: AppPortal
             expires_at: Some(now + chrono::Duration::seconds(expiry)),
         })
         .await?;
-    let url = format!("{}/portal/{}#key={}", state.config.public_url.trim_end_matches('/'), app.id, token);
+    let url = format!(
+        "{}/portal/{}#key={}",
+        state.config.public_url.trim_end_matches('/'),
+        app.id,
+        token
+    );
     Ok(AppPortalAccessOut { url, token })
 }
 
@@ -91,7 +106,9 @@ async fn app_portal_access(
     Path(app_id): Path<String>,
     ApiJson(body): ApiJson<Option<AppPortalAccessIn>>,
 ) -> ApiResult<Json<AppPortalAccessOut>> {
-    Ok(Json(issue(&state, &caller, &app_id, body.unwrap_or_default()).await?))
+    Ok(Json(
+        issue(&state, &caller, &app_id, body.unwrap_or_default()).await?,
+    ))
 }
 
 /// The 1.x SDKs' name for app-portal access (no body).
@@ -102,7 +119,9 @@ async fn dashboard_access(
     caller: Caller,
     Path(app_id): Path<String>,
 ) -> ApiResult<Json<AppPortalAccessOut>> {
-    Ok(Json(issue(&state, &caller, &app_id, AppPortalAccessIn::default()).await?))
+    Ok(Json(
+        issue(&state, &caller, &app_id, AppPortalAccessIn::default()).await?,
+    ))
 }
 
 /// Ends the calling token's session (app-scoped tokens are expired at once).
@@ -138,9 +157,18 @@ async fn expire_all(
     let app = caller.app(&state, &app_id).await?;
     let delay = body.and_then(|b| b.expiry).unwrap_or(0);
     if !(0..=MAX_EXPIRY_SECONDS).contains(&delay) {
-        return Err(ApiError::field(&["expiry"], "expiry must be between 0 and 2419200 seconds"));
+        return Err(ApiError::field(
+            &["expiry"],
+            "expiry must be between 0 and 2419200 seconds",
+        ));
     }
-    state.store.expire_app_tokens(&app.id, hookd_core::model::now() + chrono::Duration::seconds(delay)).await?;
+    state
+        .store
+        .expire_app_tokens(
+            &app.id,
+            hookd_core::model::now() + chrono::Duration::seconds(delay),
+        )
+        .await?;
     state.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }

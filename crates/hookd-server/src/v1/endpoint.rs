@@ -24,7 +24,12 @@ use crate::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_endpoints, create_endpoint))
-        .routes(routes!(get_endpoint, upsert_endpoint, patch_endpoint, delete_endpoint))
+        .routes(routes!(
+            get_endpoint,
+            upsert_endpoint,
+            patch_endpoint,
+            delete_endpoint
+        ))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
         .routes(routes!(get_headers, set_headers, patch_headers))
@@ -127,7 +132,11 @@ impl From<Endpoint> for EndpointOut {
 }
 
 /// Picks `eventTypes` or its 1.x alias; an empty list means "all types".
-fn event_type_filter(checks: &mut Checks, a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
+fn event_type_filter(
+    checks: &mut Checks,
+    a: Option<Vec<String>>,
+    b: Option<Vec<String>>,
+) -> Option<Vec<String>> {
     let list = match (a, b) {
         (Some(a), Some(b)) if a != b => {
             checks.fail(&["eventTypes"], "eventTypes and filterTypes disagree");
@@ -136,7 +145,10 @@ fn event_type_filter(checks: &mut Checks, a: Option<Vec<String>>, b: Option<Vec<
         (a, b) => a.or(b),
     }?;
     for (i, name) in list.iter().enumerate() {
-        checks.check(&["eventTypes", &i.to_string()], validate::event_type_name(name));
+        checks.check(
+            &["eventTypes", &i.to_string()],
+            validate::event_type_name(name),
+        );
     }
     (!list.is_empty()).then_some(list)
 }
@@ -144,7 +156,10 @@ fn event_type_filter(checks: &mut Checks, a: Option<Vec<String>>, b: Option<Vec<
 fn channel_filter(checks: &mut Checks, channels: Option<Vec<String>>) -> Option<Vec<String>> {
     let list = channels?;
     if list.len() > MAX_CHANNELS {
-        checks.fail(&["channels"], format!("an endpoint may listen on at most {MAX_CHANNELS} channels"));
+        checks.fail(
+            &["channels"],
+            format!("an endpoint may listen on at most {MAX_CHANNELS} channels"),
+        );
     }
     for (i, c) in list.iter().enumerate() {
         checks.check(&["channels", &i.to_string()], validate::channel(c));
@@ -153,7 +168,10 @@ fn channel_filter(checks: &mut Checks, channels: Option<Vec<String>>) -> Option<
 }
 
 fn check_url(checks: &mut Checks, state: &AppState, url: &str) {
-    checks.check(&["url"], validate::endpoint_url(url, state.config.https_only).map(|_| ()));
+    checks.check(
+        &["url"],
+        validate::endpoint_url(url, state.config.https_only).map(|_| ()),
+    );
 }
 
 fn parse_secret(checks: &mut Checks, secret: Option<&str>) -> Option<EndpointSecret> {
@@ -178,14 +196,22 @@ async fn check_types_exist(state: &AppState, types: Option<&Vec<String>>) -> Api
     let mut checks = Checks::default();
     for (i, name) in types.into_iter().flatten().enumerate() {
         if state.store.event_type(name).await?.is_none() {
-            checks.fail(&["eventTypes", &i.to_string()], format!("event type {name:?} does not exist"));
+            checks.fail(
+                &["eventTypes", &i.to_string()],
+                format!("event type {name:?} does not exist"),
+            );
         }
     }
     checks.finish()
 }
 
 /// Builds a new endpoint from a create/upsert body, all validation included.
-async fn endpoint_from(state: &AppState, app: &Application, body: EndpointIn, uid: Option<String>) -> ApiResult<Endpoint> {
+async fn endpoint_from(
+    state: &AppState,
+    app: &Application,
+    body: EndpointIn,
+    uid: Option<String>,
+) -> ApiResult<Endpoint> {
     let mut checks = Checks::default();
     check_url(&mut checks, state, &body.url);
     let uid = body.uid.or(uid);
@@ -214,7 +240,9 @@ async fn endpoint_from(state: &AppState, app: &Application, body: EndpointIn, ui
         channels,
         metadata: body.metadata.unwrap_or_default(),
         headers,
-        secret: secret.unwrap_or_else(EndpointSecret::generate_hmac).to_secret_string(),
+        secret: secret
+            .unwrap_or_else(EndpointSecret::generate_hmac)
+            .to_secret_string(),
         old_secrets: vec![],
         settings: serde_json::json!({}),
         created_at: now,
@@ -222,9 +250,18 @@ async fn endpoint_from(state: &AppState, app: &Application, body: EndpointIn, ui
     })
 }
 
-async fn load(state: &AppState, caller: &Caller, app_id: &str, ep_id: &str) -> ApiResult<(Application, Endpoint)> {
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    app_id: &str,
+    ep_id: &str,
+) -> ApiResult<(Application, Endpoint)> {
     let app = caller.app(state, app_id).await?;
-    let ep = state.store.endpoint_by_key(&app.id, ep_id).await?.ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let ep = state
+        .store
+        .endpoint_by_key(&app.id, ep_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
     Ok((app, ep))
 }
 
@@ -240,7 +277,11 @@ async fn list_endpoints(
     let app = caller.app(&state, &app_id).await?;
     let pager = q.pager(true)?;
     let rows = state.store.list_endpoints(&app.id, &pager.req).await?;
-    Ok(Json(pager.finish(rows, |e| e.id.clone(), EndpointOut::from)))
+    Ok(Json(pager.finish(
+        rows,
+        |e| e.id.clone(),
+        EndpointOut::from,
+    )))
 }
 
 #[utoipa::path(post, path = "/app/{app_id}/endpoint", tag = "Endpoint", request_body = EndpointIn,
@@ -284,7 +325,11 @@ async fn upsert_endpoint(
                 id: existing.id,
                 secret: existing.secret,
                 old_secrets: existing.old_secrets,
-                headers: if fresh.headers.is_empty() { existing.headers } else { fresh.headers },
+                headers: if fresh.headers.is_empty() {
+                    existing.headers
+                } else {
+                    fresh.headers
+                },
                 settings: existing.settings,
                 created_at: existing.created_at,
                 ..fresh
@@ -319,7 +364,11 @@ async fn patch_endpoint(
     if let Patch::Value(uid) = &body.uid {
         checks.check(&["uid"], validate::uid(uid, IdKind::Endpoint.prefix()));
     }
-    let new_rate = rate(&mut checks, body.throttle_rate.as_value().copied(), body.rate_limit.as_value().copied());
+    let new_rate = rate(
+        &mut checks,
+        body.throttle_rate.as_value().copied(),
+        body.rate_limit.as_value().copied(),
+    );
     let types_given = !(body.event_types.is_absent() && body.filter_types.is_absent());
     let types = event_type_filter(
         &mut checks,
@@ -398,7 +447,9 @@ async fn get_secret(
 ) -> ApiResult<Json<EndpointSecretOut>> {
     let (_, ep) = load(&state, &caller, &app_id, &ep_id).await?;
     let secret = EndpointSecret::parse(&ep.secret).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Json(EndpointSecretOut { key: secret.to_receiver_string() }))
+    Ok(Json(EndpointSecretOut {
+        key: secret.to_receiver_string(),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -424,7 +475,10 @@ async fn rotate_secret(
     let mut checks = Checks::default();
     let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-        checks.fail(&["gracePeriodSeconds"], format!("gracePeriodSeconds must be between 0 and {MAX_GRACE_SECONDS}"));
+        checks.fail(
+            &["gracePeriodSeconds"],
+            format!("gracePeriodSeconds must be between 0 and {MAX_GRACE_SECONDS}"),
+        );
     }
     let current = EndpointSecret::parse(&ep.secret).map_err(|e| ApiError::Internal(e.into()))?;
     let new_secret = match body.key.as_deref() {
@@ -434,7 +488,10 @@ async fn rotate_secret(
     };
     if let Some(s) = &new_secret {
         if s.is_ed25519() != current.is_ed25519() {
-            checks.fail(&["key"], "the new secret must be of the same kind (HMAC or Ed25519) as the current one");
+            checks.fail(
+                &["key"],
+                "the new secret must be of the same kind (HMAC or Ed25519) as the current one",
+            );
         }
     }
     checks.finish()?;
@@ -447,13 +504,18 @@ async fn rotate_secret(
                 "limit_reached: at most {MAX_OLD_SECRETS} previous secrets may still be valid; wait for one to expire"
             )));
         }
-        ep.old_secrets.push(OldSecret { key: ep.secret.clone(), expires_at: now + chrono::Duration::seconds(grace) });
+        ep.old_secrets.push(OldSecret {
+            key: ep.secret.clone(),
+            expires_at: now + chrono::Duration::seconds(grace),
+        });
         ep.old_secrets.sort_by_key(|o| o.expires_at);
     }
     ep.secret = new_secret.to_secret_string();
     ep.updated_at = now;
     state.store.update_endpoint(&ep).await?;
-    Ok(Json(EndpointSecretOut { key: new_secret.to_receiver_string() }))
+    Ok(Json(EndpointSecretOut {
+        key: new_secret.to_receiver_string(),
+    }))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -484,9 +546,14 @@ async fn get_headers(
     Path((app_id, ep_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointHeadersOut>> {
     let (_, ep) = load(&state, &caller, &app_id, &ep_id).await?;
-    let (sensitive, visible): (BTreeMap<_, _>, BTreeMap<_, _>) =
-        ep.headers.into_iter().partition(|(k, _)| validate::is_sensitive_header(k));
-    Ok(Json(EndpointHeadersOut { headers: visible, sensitive: sensitive.into_keys().collect() }))
+    let (sensitive, visible): (BTreeMap<_, _>, BTreeMap<_, _>) = ep
+        .headers
+        .into_iter()
+        .partition(|(k, _)| validate::is_sensitive_header(k));
+    Ok(Json(EndpointHeadersOut {
+        headers: visible,
+        sensitive: sensitive.into_keys().collect(),
+    }))
 }
 
 #[utoipa::path(put, path = "/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
@@ -523,7 +590,8 @@ async fn patch_headers(
         ep.headers.retain(|k, _| !k.eq_ignore_ascii_case(&name));
     }
     for (k, v) in body.headers {
-        ep.headers.retain(|existing, _| !existing.eq_ignore_ascii_case(&k));
+        ep.headers
+            .retain(|existing, _| !existing.eq_ignore_ascii_case(&k));
         ep.headers.insert(k, v);
     }
     ep.updated_at = hookd_core::model::now();
@@ -548,7 +616,13 @@ pub struct EndpointStatsOut {
 
 impl From<EndpointStats> for EndpointStatsOut {
     fn from(s: EndpointStats) -> Self {
-        Self { success: s.success, pending: s.pending, sending: s.sending, fail: s.fail, canceled: s.canceled }
+        Self {
+            success: s.success,
+            pending: s.pending,
+            sending: s.sending,
+            fail: s.fail,
+            canceled: s.canceled,
+        }
     }
 }
 
@@ -563,5 +637,11 @@ async fn get_stats(
     let (app, ep) = load(&state, &caller, &app_id, &ep_id).await?;
     let since = parse_query_time("since", q.since.as_deref())?;
     let until = parse_query_time("until", q.until.as_deref())?;
-    Ok(Json(state.store.endpoint_stats(&app.id, &ep.id, since, until).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .endpoint_stats(&app.id, &ep.id, since, until)
+            .await?
+            .into(),
+    ))
 }

@@ -21,7 +21,12 @@ use crate::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_event_types, create_event_type))
-        .routes(routes!(get_event_type, upsert_event_type, patch_event_type, delete_event_type))
+        .routes(routes!(
+            get_event_type,
+            upsert_event_type,
+            patch_event_type,
+            delete_event_type
+        ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -104,7 +109,10 @@ impl EventTypeOut {
 fn check_schemas(checks: &mut Checks, schemas: Option<&serde_json::Value>) {
     let Some(s) = schemas else { return };
     let Some(map) = s.as_object() else {
-        checks.fail(&["schemas"], "schemas must be an object of version -> JSON Schema");
+        checks.fail(
+            &["schemas"],
+            "schemas must be an object of version -> JSON Schema",
+        );
         return;
     };
     for (version, schema) in map {
@@ -112,10 +120,19 @@ fn check_schemas(checks: &mut Checks, schemas: Option<&serde_json::Value>) {
             None => checks.fail(&["schemas", version], "each schema must be a JSON object"),
             Some(obj) => {
                 if obj.get("examples").is_some_and(|e| !e.is_array()) {
-                    checks.fail(&["schemas", version, "examples"], "examples must be an array");
+                    checks.fail(
+                        &["schemas", version, "examples"],
+                        "examples must be an array",
+                    );
                 }
-                if obj.get("type").is_some_and(|t| !t.is_string() && !t.is_array()) {
-                    checks.fail(&["schemas", version, "type"], "type must be a string or an array of strings");
+                if obj
+                    .get("type")
+                    .is_some_and(|t| !t.is_string() && !t.is_array())
+                {
+                    checks.fail(
+                        &["schemas", version, "type"],
+                        "type must be a string or an array of strings",
+                    );
                 }
             }
         }
@@ -124,7 +141,10 @@ fn check_schemas(checks: &mut Checks, schemas: Option<&serde_json::Value>) {
 
 fn check_flags(checks: &mut Checks, flags: Option<&Vec<String>>) {
     for (i, f) in flags.into_iter().flatten().enumerate() {
-        checks.check(&["featureFlags", &i.to_string()], validate::identifier(f, 256));
+        checks.check(
+            &["featureFlags", &i.to_string()],
+            validate::identifier(f, 256),
+        );
     }
 }
 
@@ -148,7 +168,11 @@ async fn list_event_types(
     let archived = parse_bool("include_archived", q.include_archived.as_deref(), false)?;
     let with_content = parse_bool("with_content", q.with_content.as_deref(), true)?;
     let rows = state.store.list_event_types(&pager.req, archived).await?;
-    Ok(Json(pager.finish(rows, |e| e.name.clone(), |e| EventTypeOut::new(e, with_content))))
+    Ok(Json(pager.finish(
+        rows,
+        |e| e.name.clone(),
+        |e| EventTypeOut::new(e, with_content),
+    )))
 }
 
 #[utoipa::path(post, path = "/event-type", tag = "Event Type", request_body = EventTypeIn,
@@ -181,7 +205,11 @@ async fn create_event_type(
 }
 
 async fn load(state: &AppState, name: &str) -> ApiResult<EventType> {
-    state.store.event_type(name).await?.ok_or_else(|| ApiError::not_found("Event type"))
+    state
+        .store
+        .event_type(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Event type"))
 }
 
 #[utoipa::path(get, path = "/event-type/{event_type_name}", tag = "Event Type",
@@ -228,7 +256,11 @@ async fn upsert_event_type(
     } else {
         state.store.update_event_type(&et).await?;
     }
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(EventTypeOut::new(et, true))))
 }
 

@@ -70,7 +70,8 @@ pub fn payload_json(payload: Option<&str>, with_content: bool) -> Box<RawValue> 
         Some(p) => p,
         None => r#"{"expired":true}"#,
     };
-    RawValue::from_string(text.to_string()).unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("valid"))
+    RawValue::from_string(text.to_string())
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("valid"))
 }
 
 impl MessageOut {
@@ -103,12 +104,20 @@ fn check_names(checks: &mut Checks, field: &str, list: Option<&Vec<String>>, max
 }
 
 /// Finds the app, creating it from `application` when it is missing and named by uid.
-async fn app_for_message(state: &AppState, caller: &Caller, key: &str, spec: Option<ApplicationIn>) -> ApiResult<Application> {
+async fn app_for_message(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    spec: Option<ApplicationIn>,
+) -> ApiResult<Application> {
     match caller.app(state, key).await {
         Err(ApiError::NotFound(_)) if spec.is_some() && caller.is_admin() => {
             let spec = spec.expect("checked");
             if spec.uid.as_deref() != Some(key) {
-                return Err(ApiError::field(&["application", "uid"], "application.uid must match the app id in the path"));
+                return Err(ApiError::field(
+                    &["application", "uid"],
+                    "application.uid must match the app id in the path",
+                ));
             }
             let app = spec.into_new()?;
             match state.store.create_app(&app).await {
@@ -141,7 +150,12 @@ async fn create_message(
     if !body.payload.get().trim_start().starts_with('{') {
         checks.fail(&["payload"], "payload must be a JSON object");
     }
-    check_names(&mut checks, "channels", body.channels.as_ref(), MAX_CHANNELS);
+    check_names(
+        &mut checks,
+        "channels",
+        body.channels.as_ref(),
+        MAX_CHANNELS,
+    );
     check_names(&mut checks, "tags", body.tags.as_ref(), MAX_TAGS);
     checks.finish()?;
     let app = app_for_message(&state, &caller, &app_id, body.application).await?;
@@ -155,12 +169,21 @@ async fn create_message(
         tags: body.tags.filter(|t| !t.is_empty()),
         created_at: hookd_core::model::now(),
     };
-    let deliveries = state.store.create_message(&msg).await.map_err(|e| match e {
-        hookd_store::StoreError::Conflict(_) => ApiError::Conflict("A message with that eventId already exists".into()),
-        other => other.into(),
-    })?;
-    state.listener.deliveries_created(&deliveries);
-    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content))))
+    let deliveries = state
+        .store
+        .create_message(&msg)
+        .await
+        .map_err(|e| match e {
+            hookd_store::StoreError::Conflict(_) => {
+                ApiError::Conflict("A message with that eventId already exists".into())
+            }
+            other => other.into(),
+        })?;
+    state.enqueue(&deliveries, false).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(msg, with_content)),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -200,13 +223,29 @@ async fn list_messages(
     let app = caller.app(&state, &app_id).await?;
     let pager = q.page.pager(true)?;
     let with_content = parse_bool("with_content", q.with_content.as_deref(), true)?;
-    let rows = state.store.list_messages(&app.id, &q.filter()?, &pager.req).await?;
-    Ok(Json(pager.finish(rows, |m| m.id.clone(), |m| MessageOut::new(m, with_content))))
+    let rows = state
+        .store
+        .list_messages(&app.id, &q.filter()?, &pager.req)
+        .await?;
+    Ok(Json(pager.finish(
+        rows,
+        |m| m.id.clone(),
+        |m| MessageOut::new(m, with_content),
+    )))
 }
 
-pub async fn load_message(state: &AppState, caller: &Caller, app_id: &str, msg_id: &str) -> ApiResult<(Application, Message)> {
+pub async fn load_message(
+    state: &AppState,
+    caller: &Caller,
+    app_id: &str,
+    msg_id: &str,
+) -> ApiResult<(Application, Message)> {
     let app = caller.app(state, app_id).await?;
-    let msg = state.store.message_by_key(&app.id, msg_id).await?.ok_or_else(|| ApiError::not_found("Message"))?;
+    let msg = state
+        .store
+        .message_by_key(&app.id, msg_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Message"))?;
     Ok((app, msg))
 }
 
@@ -232,7 +271,10 @@ async fn expunge_content(
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let (app, msg) = load_message(&state, &caller, &app_id, &msg_id).await?;
-    state.store.expunge_message_content(&app.id, &msg.id).await?;
+    state
+        .store
+        .expunge_message_content(&app.id, &msg.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -261,9 +303,9 @@ async fn precheck(
     let mut page = hookd_store::PageReq::first(250, false);
     loop {
         let eps = state.store.list_endpoints(&app.id, &page).await?;
-        let matched = eps
-            .iter()
-            .any(|ep| hookd_core::filter::endpoint_matches(ep, &body.event_type, body.channels.as_deref()));
+        let matched = eps.iter().any(|ep| {
+            hookd_core::filter::endpoint_matches(ep, &body.event_type, body.channels.as_deref())
+        });
         if matched {
             return Ok(Json(MessagePrecheckOut { active: true }));
         }

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod event_type;
 pub mod health;
 pub mod message;
+pub mod recovery;
 mod util;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -22,4 +23,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(attempt::routes())
         .merge(auth::routes())
         .merge(health::routes())
+        .merge(recovery::routes())
 }

@@ -8,7 +8,9 @@ use crate::error::{ApiError, ApiResult, FieldError};
 /// Parses a datetime query parameter the way SDKs send it: RFC 3339, a `+`
 /// that arrived as a space, or a naive time taken as UTC.
 pub fn parse_query_time(name: &str, value: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
-    let Some(raw) = value.filter(|v| !v.is_empty()) else { return Ok(None) };
+    let Some(raw) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
     let fixed = raw.replace(' ', "+");
     if let Ok(t) = DateTime::parse_from_rfc3339(&fixed) {
         return Ok(Some(t.with_timezone(&Utc)));
@@ -18,12 +20,20 @@ pub fn parse_query_time(name: &str, value: Option<&str>) -> ApiResult<Option<Dat
             return Ok(Some(t.and_utc()));
         }
     }
-    Err(ApiError::Validation(vec![FieldError::query(name, format!("{raw:?} is not an ISO 8601 datetime"))]))
+    Err(ApiError::Validation(vec![FieldError::query(
+        name,
+        format!("{raw:?} is not an ISO 8601 datetime"),
+    )]))
 }
 
 /// Splits a comma-joined list parameter (`event_types=a.b,c.d`).
 pub fn split_list(value: Option<&str>) -> Option<Vec<String>> {
-    let v: Vec<String> = value?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let v: Vec<String> = value?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     (!v.is_empty()).then_some(v)
 }
 
@@ -33,9 +43,10 @@ pub fn parse_bool(name: &str, value: Option<&str>, default: bool) -> ApiResult<b
         None | Some("") => Ok(default),
         Some("true") | Some("1") => Ok(true),
         Some("false") | Some("0") => Ok(false),
-        Some(other) => {
-            Err(ApiError::Validation(vec![FieldError::query(name, format!("{other:?} is not a boolean"))]))
-        }
+        Some(other) => Err(ApiError::Validation(vec![FieldError::query(
+            name,
+            format!("{other:?} is not a boolean"),
+        )])),
     }
 }
 
@@ -79,7 +90,10 @@ pub fn rate(checks: &mut Checks, throttle: Option<u32>, rate_limit: Option<u32>)
             Some(a)
         }
         (Some(0), _) | (_, Some(0)) => {
-            checks.fail(&["throttleRate"], "throttleRate must be at least 1 (messages per second)");
+            checks.fail(
+                &["throttleRate"],
+                "throttleRate must be at least 1 (messages per second)",
+            );
             None
         }
         (a, b) => a.or(b),

@@ -45,11 +45,13 @@ pub(super) async fn create(pool: &SqlitePool, app: &Application) -> Result<()> {
 
 pub(super) async fn by_key(pool: &SqlitePool, key: &str) -> Result<Option<Application>> {
     let column = if IdKind::App.is_id(key) { "id" } else { "uid" };
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM applications WHERE {column} = ?"))
-        .bind(key)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM applications WHERE {column} = ?"
+    ))
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -86,8 +88,16 @@ pub(super) async fn update(pool: &SqlitePool, app: &Application) -> Result<()> {
 /// belong to no app), so they are deleted here in the same transaction.
 pub(super) async fn delete(pool: &SqlitePool, id: &str) -> Result<bool> {
     let mut tx = pool.begin().await.map_err(db)?;
-    sqlx::query("DELETE FROM tokens WHERE scope = ?").bind(id).execute(&mut *tx).await.map_err(db)?;
-    let done = sqlx::query("DELETE FROM applications WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(db)?;
+    sqlx::query("DELETE FROM tokens WHERE scope = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let done = sqlx::query("DELETE FROM applications WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(done.rows_affected() > 0)
 }

@@ -51,7 +51,11 @@ fn from_row(row: &SqliteRow) -> Result<Attempt> {
 
 /// The attempt insert comes first so the transaction holds the write lock from
 /// its first statement. A missing delivery rolls the attempt back.
-pub(super) async fn record(pool: &SqlitePool, attempt: &Attempt, delivery: &Delivery) -> Result<()> {
+pub(super) async fn record(
+    pool: &SqlitePool,
+    attempt: &Attempt,
+    delivery: &Delivery,
+) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
     sqlx::query(
         "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
@@ -84,15 +88,24 @@ pub(super) async fn list(
     filter: &AttemptFilter,
     page: &PageReq,
 ) -> Result<Vec<Attempt>> {
-    let needs_message = filter.channel.is_some() || filter.tag.is_some() || filter.event_types.is_some();
-    let join = if needs_message { " JOIN messages m ON m.id = a.msg_id" } else { "" };
-    let mut qb = QueryBuilder::new(format!("SELECT {} FROM attempts a{join} WHERE a.app_id = ", select_a()));
+    let needs_message =
+        filter.channel.is_some() || filter.tag.is_some() || filter.event_types.is_some();
+    let join = if needs_message {
+        " JOIN messages m ON m.id = a.msg_id"
+    } else {
+        ""
+    };
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {} FROM attempts a{join} WHERE a.app_id = ",
+        select_a()
+    ));
     qb.push_bind(app_id);
     if let Some(msg_id) = &filter.msg_id {
         qb.push(" AND a.msg_id = ").push_bind(msg_id.clone());
     }
     if let Some(endpoint_id) = &filter.endpoint_id {
-        qb.push(" AND a.endpoint_id = ").push_bind(endpoint_id.clone());
+        qb.push(" AND a.endpoint_id = ")
+            .push_bind(endpoint_id.clone());
     }
     if let Some(status) = filter.status {
         qb.push(" AND a.status = ").push_bind(status.as_i64());
@@ -110,7 +123,12 @@ pub(super) async fn list(
         }
     }
     if needs_message {
-        message_content(&mut qb, filter.channel.as_deref(), filter.tag.as_deref(), filter.event_types.as_deref());
+        message_content(
+            &mut qb,
+            filter.channel.as_deref(),
+            filter.tag.as_deref(),
+            filter.event_types.as_deref(),
+        );
     }
     time_window(&mut qb, "a.created_at", filter.before, filter.after);
     paginate(&mut qb, "a.id", page);
@@ -118,24 +136,39 @@ pub(super) async fn list(
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn get(pool: &SqlitePool, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Option<Attempt>> {
-    let row = sqlx::query(&format!("SELECT {} FROM attempts a WHERE a.id = ? AND a.app_id = ? AND a.msg_id = ?", select_a()))
-        .bind(attempt_id)
-        .bind(app_id)
-        .bind(msg_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?;
+pub(super) async fn get(
+    pool: &SqlitePool,
+    app_id: &str,
+    msg_id: &str,
+    attempt_id: &str,
+) -> Result<Option<Attempt>> {
+    let row = sqlx::query(&format!(
+        "SELECT {} FROM attempts a WHERE a.id = ? AND a.app_id = ? AND a.msg_id = ?",
+        select_a()
+    ))
+    .bind(attempt_id)
+    .bind(app_id)
+    .bind(msg_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn expunge(pool: &SqlitePool, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<bool> {
-    let done = sqlx::query("UPDATE attempts SET response = NULL WHERE id = ? AND app_id = ? AND msg_id = ?")
-        .bind(attempt_id)
-        .bind(app_id)
-        .bind(msg_id)
-        .execute(pool)
-        .await
-        .map_err(db)?;
+pub(super) async fn expunge(
+    pool: &SqlitePool,
+    app_id: &str,
+    msg_id: &str,
+    attempt_id: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE attempts SET response = NULL WHERE id = ? AND app_id = ? AND msg_id = ?",
+    )
+    .bind(attempt_id)
+    .bind(app_id)
+    .bind(msg_id)
+    .execute(pool)
+    .await
+    .map_err(db)?;
     Ok(done.rows_affected() > 0)
 }

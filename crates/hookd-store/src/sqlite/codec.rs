@@ -36,7 +36,11 @@ pub(super) fn opt_u32(v: Option<u32>) -> Option<i64> {
 /// `alias.col AS prefixcol, ...` for the given columns, so that two tables'
 /// rows can be read from one joined row.
 pub(super) fn select_list(alias: &str, prefix: &str, columns: &[&str]) -> String {
-    columns.iter().map(|c| format!("{alias}.{c} AS {prefix}{c}")).collect::<Vec<_>>().join(", ")
+    columns
+        .iter()
+        .map(|c| format!("{alias}.{c} AS {prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Typed access to one row's columns, optionally under a prefix.
@@ -58,8 +62,11 @@ impl<'r> Cols<'r> {
     where
         T: for<'a> sqlx::Decode<'a, Sqlite> + sqlx::Type<Sqlite>,
     {
-        let name: Cow<'_, str> =
-            if self.prefix.is_empty() { Cow::Borrowed(col) } else { Cow::Owned(format!("{}{col}", self.prefix)) };
+        let name: Cow<'_, str> = if self.prefix.is_empty() {
+            Cow::Borrowed(col)
+        } else {
+            Cow::Owned(format!("{}{col}", self.prefix))
+        };
         self.row.try_get::<T, _>(name.as_ref()).map_err(db)
     }
 
@@ -99,7 +106,9 @@ impl<'r> Cols<'r> {
     }
 
     pub(super) fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>> {
-        self.get::<Option<i64>>(col)?.map(|v| to_time(col, v)).transpose()
+        self.get::<Option<i64>>(col)?
+            .map(|v| to_time(col, v))
+            .transpose()
     }
 
     pub(super) fn json<T: DeserializeOwned>(&self, col: &str) -> Result<T> {

@@ -12,8 +12,17 @@ use super::query::{message_content, paginate, time_window};
 use super::{endpoints, messages};
 use crate::{MessageFilter, PageReq, Result};
 
-const COLUMNS: &[&str] =
-    &["id", "app_id", "msg_id", "endpoint_id", "status", "attempts", "next_attempt", "created_at", "updated_at"];
+const COLUMNS: &[&str] = &[
+    "id",
+    "app_id",
+    "msg_id",
+    "endpoint_id",
+    "status",
+    "attempts",
+    "next_attempt",
+    "created_at",
+    "updated_at",
+];
 
 fn from_cols(c: &Cols<'_>) -> Result<Delivery> {
     Ok(Delivery {
@@ -34,7 +43,10 @@ fn from_row(row: &SqliteRow) -> Result<Delivery> {
 }
 
 fn select(filter: &str) -> String {
-    format!("SELECT {} FROM deliveries WHERE {filter}", COLUMNS.join(", "))
+    format!(
+        "SELECT {} FROM deliveries WHERE {filter}",
+        COLUMNS.join(", ")
+    )
 }
 
 /// Inserts inside a caller's transaction (message creation fans out through this).
@@ -74,11 +86,19 @@ pub(super) async fn update_state(conn: &mut SqliteConnection, d: &Delivery) -> R
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: &str) -> Result<Option<Delivery>> {
-    let row = sqlx::query(&select("id = ?")).bind(id).fetch_optional(pool).await.map_err(db)?;
+    let row = sqlx::query(&select("id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn get_for(pool: &SqlitePool, msg_id: &str, endpoint_id: &str) -> Result<Option<Delivery>> {
+pub(super) async fn get_for(
+    pool: &SqlitePool,
+    msg_id: &str,
+    endpoint_id: &str,
+) -> Result<Option<Delivery>> {
     let row = sqlx::query(&select("msg_id = ? AND endpoint_id = ?"))
         .bind(msg_id)
         .bind(endpoint_id)
@@ -99,11 +119,18 @@ pub(super) async fn destinations(
         select_list("d", "d_", COLUMNS),
         select_list("e", "e_", endpoints::COLUMNS),
     ));
-    qb.push_bind(app_id).push(" AND d.msg_id = ").push_bind(msg_id);
+    qb.push_bind(app_id)
+        .push(" AND d.msg_id = ")
+        .push_bind(msg_id);
     paginate(&mut qb, "d.endpoint_id", page);
     let rows = qb.build().fetch_all(pool).await.map_err(db)?;
     rows.iter()
-        .map(|r| Ok((from_cols(&Cols::prefixed(r, "d_"))?, endpoints::from_cols(&Cols::prefixed(r, "e_"))?)))
+        .map(|r| {
+            Ok((
+                from_cols(&Cols::prefixed(r, "d_"))?,
+                endpoints::from_cols(&Cols::prefixed(r, "e_"))?,
+            ))
+        })
         .collect()
 }
 
@@ -119,28 +146,49 @@ pub(super) async fn endpoint_messages(
         select_list("d", "d_", COLUMNS),
         select_list("m", "m_", messages::COLUMNS),
     ));
-    qb.push_bind(app_id).push(" AND d.endpoint_id = ").push_bind(endpoint_id);
+    qb.push_bind(app_id)
+        .push(" AND d.endpoint_id = ")
+        .push_bind(endpoint_id);
     if let Some(status) = filter.status {
         qb.push(" AND d.status = ").push_bind(status.as_i64());
     }
-    message_content(&mut qb, filter.channel.as_deref(), filter.tag.as_deref(), filter.event_types.as_deref());
+    message_content(
+        &mut qb,
+        filter.channel.as_deref(),
+        filter.tag.as_deref(),
+        filter.event_types.as_deref(),
+    );
     time_window(&mut qb, "m.created_at", filter.before, filter.after);
     paginate(&mut qb, "d.msg_id", page);
     let rows = qb.build().fetch_all(pool).await.map_err(db)?;
     rows.iter()
-        .map(|r| Ok((from_cols(&Cols::prefixed(r, "d_"))?, messages::from_cols(&Cols::prefixed(r, "m_"))?)))
+        .map(|r| {
+            Ok((
+                from_cols(&Cols::prefixed(r, "d_"))?,
+                messages::from_cols(&Cols::prefixed(r, "m_"))?,
+            ))
+        })
         .collect()
 }
 
 /// Pending and sending rows alike: a delivery left `Sending` by a crash is
 /// still owed an attempt.
-pub(super) async fn pending(pool: &SqlitePool, after: Option<&str>, limit: u32) -> Result<Vec<Delivery>> {
-    let unfinished = format!("status IN ({}, {})", MessageStatus::Pending.as_i64(), MessageStatus::Sending.as_i64());
+pub(super) async fn pending(
+    pool: &SqlitePool,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Delivery>> {
+    let unfinished = format!(
+        "status IN ({}, {})",
+        MessageStatus::Pending.as_i64(),
+        MessageStatus::Sending.as_i64()
+    );
     let mut qb = QueryBuilder::new(select(&unfinished));
     if let Some(after) = after {
         qb.push(" AND id > ").push_bind(after);
     }
-    qb.push(" ORDER BY id ASC LIMIT ").push_bind(i64::from(limit));
+    qb.push(" ORDER BY id ASC LIMIT ")
+        .push_bind(i64::from(limit));
     let rows = qb.build().fetch_all(pool).await.map_err(db)?;
     rows.iter().map(from_row).collect()
 }

@@ -52,7 +52,10 @@ pub(super) fn from_cols(c: &Cols<'_>) -> Result<Endpoint> {
 }
 
 pub(super) fn select(filter: &str) -> String {
-    format!("SELECT {} FROM endpoints WHERE {filter}", COLUMNS.join(", "))
+    format!(
+        "SELECT {} FROM endpoints WHERE {filter}",
+        COLUMNS.join(", ")
+    )
 }
 
 pub(super) async fn create(pool: &SqlitePool, ep: &Endpoint) -> Result<()> {
@@ -84,7 +87,11 @@ pub(super) async fn create(pool: &SqlitePool, ep: &Endpoint) -> Result<()> {
 }
 
 pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result<Option<Endpoint>> {
-    let column = if IdKind::Endpoint.is_id(key) { "id" } else { "uid" };
+    let column = if IdKind::Endpoint.is_id(key) {
+        "id"
+    } else {
+        "uid"
+    };
     let row = sqlx::query(&select(&format!("app_id = ? AND {column} = ?")))
         .bind(app_id)
         .bind(key)
@@ -107,7 +114,9 @@ pub(super) async fn update(pool: &SqlitePool, ep: &Endpoint) -> Result<()> {
     let done = sqlx::query(
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, disabled = ?, throttle_rate = ?, \
          event_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, old_secrets = ?, settings = ?, \
-         created_at = ?, updated_at = ? WHERE id = ? AND app_id = ?",
+         created_at = ?, updated_at = ?, \
+         failing_since = CASE WHEN disabled AND NOT ?4 THEN NULL ELSE failing_since END \
+         WHERE id = ? AND app_id = ?",
     )
     .bind(&ep.uid)
     .bind(&ep.url)
@@ -153,7 +162,9 @@ pub(super) async fn stats(
     until: Option<DateTime<Utc>>,
 ) -> Result<EndpointStats> {
     let mut qb = QueryBuilder::new("SELECT status, COUNT(*) FROM deliveries WHERE app_id = ");
-    qb.push_bind(app_id).push(" AND endpoint_id = ").push_bind(endpoint_id);
+    qb.push_bind(app_id)
+        .push(" AND endpoint_id = ")
+        .push_bind(endpoint_id);
     if let Some(since) = since {
         qb.push(" AND created_at >= ").push_bind(ms(since));
     }
@@ -171,8 +182,61 @@ pub(super) async fn stats(
             Some(MessageStatus::Sending) => stats.sending = n,
             Some(MessageStatus::Fail) => stats.fail = n,
             Some(MessageStatus::Canceled) => stats.canceled = n,
-            None => return Err(super::error::corrupt(format_args!("deliveries.status = {status}"))),
+            None => {
+                return Err(super::error::corrupt(format_args!(
+                    "deliveries.status = {status}"
+                )))
+            }
         }
     }
     Ok(stats)
+}
+
+pub(super) async fn failing_since(
+    pool: &SqlitePool,
+    endpoint_id: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>> {
+    let started: Option<i64> = sqlx::query_scalar(
+        "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ? RETURNING failing_since",
+    )
+    .bind(ms(now))
+    .bind(endpoint_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    let started = started.ok_or(StoreError::NotFound)?;
+    Ok(DateTime::from_timestamp_millis(started).unwrap_or(now))
+}
+
+pub(super) async fn set_failing_since(
+    pool: &SqlitePool,
+    endpoint_id: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<()> {
+    sqlx::query("UPDATE endpoints SET failing_since = ? WHERE id = ?")
+        .bind(since.map(ms))
+        .bind(endpoint_id)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+pub(super) async fn disable(
+    pool: &SqlitePool,
+    app_id: &str,
+    endpoint_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE endpoints SET disabled = 1, updated_at = ? WHERE id = ? AND app_id = ? AND disabled = 0",
+    )
+    .bind(ms(now))
+    .bind(endpoint_id)
+    .bind(app_id)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() > 0)
 }

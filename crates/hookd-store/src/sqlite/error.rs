@@ -41,7 +41,9 @@ fn is_transient(d: &dyn DatabaseError) -> bool {
 
 /// SQLite reports `UNIQUE constraint failed: <table>.<col>[, <table>.<col>]`.
 fn conflict_message(sqlite_message: &str) -> String {
-    let columns = sqlite_message.strip_prefix("UNIQUE constraint failed: ").unwrap_or(sqlite_message);
+    let columns = sqlite_message
+        .strip_prefix("UNIQUE constraint failed: ")
+        .unwrap_or(sqlite_message);
     let text = match columns {
         "applications.uid" => "An application with that uid already exists",
         "applications.id" => "An application with that id already exists",
@@ -85,7 +87,10 @@ mod tests {
 
     #[test]
     fn pool_timeouts_are_unavailable() {
-        assert!(matches!(db(sqlx::Error::PoolTimedOut), StoreError::Unavailable(_)));
+        assert!(matches!(
+            db(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable(_)
+        ));
         assert!(matches!(db(sqlx::Error::RowNotFound), StoreError::Other(_)));
     }
 }

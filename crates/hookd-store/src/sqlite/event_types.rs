@@ -56,7 +56,11 @@ pub(super) async fn get(pool: &SqlitePool, name: &str) -> Result<Option<EventTyp
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn list(pool: &SqlitePool, page: &PageReq, include_archived: bool) -> Result<Vec<EventType>> {
+pub(super) async fn list(
+    pool: &SqlitePool,
+    page: &PageReq,
+    include_archived: bool,
+) -> Result<Vec<EventType>> {
     let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM event_types WHERE 1 = 1"));
     if !include_archived {
         qb.push(" AND archived = 0");
@@ -90,6 +94,10 @@ pub(super) async fn update(pool: &SqlitePool, et: &EventType) -> Result<()> {
 }
 
 pub(super) async fn delete(pool: &SqlitePool, name: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM event_types WHERE name = ?").bind(name).execute(pool).await.map_err(db)?;
+    let done = sqlx::query("DELETE FROM event_types WHERE name = ?")
+        .bind(name)
+        .execute(pool)
+        .await
+        .map_err(db)?;
     Ok(done.rows_affected() > 0)
 }

@@ -13,7 +13,12 @@ use crate::{IdempotencyState, Result, StoredResponse};
 /// and reports the key as in progress.
 const RACE_RETRIES: usize = 5;
 
-pub(super) async fn begin(pool: &SqlitePool, key: &str, now: DateTime<Utc>, lock_ttl_ms: i64) -> Result<IdempotencyState> {
+pub(super) async fn begin(
+    pool: &SqlitePool,
+    key: &str,
+    now: DateTime<Utc>,
+    lock_ttl_ms: i64,
+) -> Result<IdempotencyState> {
     let now = ms(now);
     let stale_before = now.saturating_sub(lock_ttl_ms);
     for _ in 0..RACE_RETRIES {
@@ -47,11 +52,13 @@ pub(super) async fn begin(pool: &SqlitePool, key: &str, now: DateTime<Utc>, lock
             return Ok(IdempotencyState::Started);
         }
 
-        let row = sqlx::query("SELECT completed, status, content_type, body FROM idempotency WHERE key = ?")
-            .bind(key)
-            .fetch_optional(pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query(
+            "SELECT completed, status, content_type, body FROM idempotency WHERE key = ?",
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
         // Gone: the owner aborted between our statements; try to claim it again.
         let Some(row) = row else { continue };
         let c = Cols::new(&row);
@@ -60,7 +67,8 @@ pub(super) async fn begin(pool: &SqlitePool, key: &str, now: DateTime<Utc>, lock
         }
         let status = c.int("status")?;
         return Ok(IdempotencyState::Completed(StoredResponse {
-            status: u16::try_from(status).map_err(|_| corrupt(format_args!("idempotency.status = {status}")))?,
+            status: u16::try_from(status)
+                .map_err(|_| corrupt(format_args!("idempotency.status = {status}")))?,
             content_type: c.opt_text("content_type")?,
             body: c.bytes("body")?,
         }));
@@ -89,6 +97,10 @@ pub(super) async fn complete(
 }
 
 pub(super) async fn abort(pool: &SqlitePool, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM idempotency WHERE key = ?").bind(key).execute(pool).await.map_err(db)?;
+    sqlx::query("DELETE FROM idempotency WHERE key = ?")
+        .bind(key)
+        .execute(pool)
+        .await
+        .map_err(db)?;
     Ok(())
 }

@@ -12,8 +12,16 @@ use super::{deliveries, endpoints};
 use crate::{MessageFilter, PageReq, Result};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
-pub(super) const COLUMNS: &[&str] =
-    &["id", "app_id", "event_id", "event_type", "payload", "channels", "tags", "created_at"];
+pub(super) const COLUMNS: &[&str] = &[
+    "id",
+    "app_id",
+    "event_id",
+    "event_type",
+    "payload",
+    "channels",
+    "tags",
+    "created_at",
+];
 
 pub(super) fn from_cols(c: &Cols<'_>) -> Result<Message> {
     Ok(Message {
@@ -29,7 +37,10 @@ pub(super) fn from_cols(c: &Cols<'_>) -> Result<Message> {
 }
 
 fn select_m(filter: &str) -> String {
-    format!("SELECT {} FROM messages m WHERE {filter}", COLUMNS.join(", "))
+    format!(
+        "SELECT {} FROM messages m WHERE {filter}",
+        COLUMNS.join(", ")
+    )
 }
 
 /// The message insert comes first so the transaction holds SQLite's write lock
@@ -53,11 +64,13 @@ pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Deliv
     .await
     .map_err(db)?;
 
-    let rows = sqlx::query(&endpoints::select("app_id = ? AND disabled = 0 ORDER BY id"))
-        .bind(&msg.app_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
+    let rows = sqlx::query(&endpoints::select(
+        "app_id = ? AND disabled = 0 ORDER BY id",
+    ))
+    .bind(&msg.app_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
     let mut created = Vec::new();
     for row in &rows {
         let ep = endpoints::from_cols(&Cols::new(row))?;
@@ -83,7 +96,11 @@ pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Deliv
 }
 
 pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result<Option<Message>> {
-    let column = if IdKind::Message.is_id(key) { "id" } else { "event_id" };
+    let column = if IdKind::Message.is_id(key) {
+        "id"
+    } else {
+        "event_id"
+    };
     let row = sqlx::query(&select_m(&format!("app_id = ? AND {column} = ?")))
         .bind(app_id)
         .bind(key)
@@ -103,7 +120,12 @@ pub(super) async fn list(
 ) -> Result<Vec<Message>> {
     let mut qb = QueryBuilder::new(select_m("m.app_id = "));
     qb.push_bind(app_id);
-    message_content(&mut qb, filter.channel.as_deref(), filter.tag.as_deref(), filter.event_types.as_deref());
+    message_content(
+        &mut qb,
+        filter.channel.as_deref(),
+        filter.tag.as_deref(),
+        filter.event_types.as_deref(),
+    );
     time_window(&mut qb, "m.created_at", filter.before, filter.after);
     paginate(&mut qb, "m.id", page);
     let rows = qb.build().fetch_all(pool).await.map_err(db)?;

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use crate::{
-    AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError, StoredResponse,
-    TokenRecord,
+    AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
+    StoredResponse, TokenRecord,
 };
 
 /// Connections for a database file: readers run in parallel under WAL, writers
@@ -62,16 +62,24 @@ impl SqliteStore {
         let pool_options = if in_memory {
             // Every connection to `:memory:` would see its own empty database, so
             // there is exactly one, and it is never recycled (that would drop the data).
-            SqlitePoolOptions::new().min_connections(1).max_connections(1).idle_timeout(None).max_lifetime(None)
+            SqlitePoolOptions::new()
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
         } else {
             let path = options.get_filename();
             if path.as_os_str().is_empty() {
-                return Err(StoreError::Other(format!("SQLite URL {url:?} names no file").into()));
+                return Err(StoreError::Other(
+                    format!("SQLite URL {url:?} names no file").into(),
+                ));
             }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
             }
-            options = options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+            options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
             SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
         };
         let pool = pool_options
@@ -94,7 +102,9 @@ impl SqliteStore {
 }
 
 fn is_in_memory(url: &str) -> bool {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let (db, params) = rest.split_once('?').unwrap_or((rest, ""));
     db == ":memory:" || params.split('&').any(|p| p == "mode=memory")
 }
@@ -102,7 +112,10 @@ fn is_in_memory(url: &str) -> bool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(error::db)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(error::db)?;
         Ok(())
     }
 
@@ -150,7 +163,11 @@ impl Store for SqliteStore {
         event_types::get(&self.pool, name).await
     }
 
-    async fn list_event_types(&self, page: &PageReq, include_archived: bool) -> Result<Vec<EventType>> {
+    async fn list_event_types(
+        &self,
+        page: &PageReq,
+        include_archived: bool,
+    ) -> Result<Vec<EventType>> {
         event_types::list(&self.pool, page, include_archived).await
     }
 
@@ -192,6 +209,31 @@ impl Store for SqliteStore {
         endpoints::stats(&self.pool, app_id, endpoint_id, since, until).await
     }
 
+    async fn endpoint_failing_since(
+        &self,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        endpoints::failing_since(&self.pool, endpoint_id, now).await
+    }
+
+    async fn set_endpoint_failing_since(
+        &self,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        endpoints::set_failing_since(&self.pool, endpoint_id, since).await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        endpoints::disable(&self.pool, app_id, endpoint_id, now).await
+    }
+
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
         messages::create(&self.pool, msg).await
     }
@@ -200,7 +242,12 @@ impl Store for SqliteStore {
         messages::by_key(&self.pool, app_id, id_or_event_id).await
     }
 
-    async fn list_messages(&self, app_id: &str, filter: &MessageFilter, page: &PageReq) -> Result<Vec<Message>> {
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageReq,
+    ) -> Result<Vec<Message>> {
         messages::list(&self.pool, app_id, filter, page).await
     }
 
@@ -235,7 +282,11 @@ impl Store for SqliteStore {
         deliveries::endpoint_messages(&self.pool, app_id, endpoint_id, filter, page).await
     }
 
-    async fn list_pending_deliveries(&self, after: Option<&str>, limit: u32) -> Result<Vec<Delivery>> {
+    async fn list_pending_deliveries(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
         deliveries::pending(&self.pool, after, limit).await
     }
 
@@ -257,23 +308,48 @@ impl Store for SqliteStore {
         deliveries::failed(&self.pool, app_id, endpoint_id, since, until).await
     }
 
-    async fn list_attempts(&self, app_id: &str, filter: &AttemptFilter, page: &PageReq) -> Result<Vec<Attempt>> {
+    async fn list_attempts(
+        &self,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &PageReq,
+    ) -> Result<Vec<Attempt>> {
         attempts::list(&self.pool, app_id, filter, page).await
     }
 
-    async fn attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Option<Attempt>> {
+    async fn attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>> {
         attempts::get(&self.pool, app_id, msg_id, attempt_id).await
     }
 
-    async fn expunge_attempt_content(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<bool> {
+    async fn expunge_attempt_content(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<bool> {
         attempts::expunge(&self.pool, app_id, msg_id, attempt_id).await
     }
 
-    async fn idempotency_begin(&self, key: &str, now: DateTime<Utc>, lock_ttl_ms: i64) -> Result<IdempotencyState> {
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lock_ttl_ms: i64,
+    ) -> Result<IdempotencyState> {
         idempotency::begin(&self.pool, key, now, lock_ttl_ms).await
     }
 
-    async fn idempotency_complete(&self, key: &str, response: &StoredResponse, expires_at: DateTime<Utc>) -> Result<()> {
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        response: &StoredResponse,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
         idempotency::complete(&self.pool, key, response, expires_at).await
     }
 

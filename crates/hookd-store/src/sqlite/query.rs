@@ -10,11 +10,17 @@ use crate::PageReq;
 /// Appends the cursor condition, the order and the limit. The builder must
 /// already hold a `WHERE` clause; `col` is the column the cursor refers to.
 pub(super) fn paginate(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, page: &PageReq) {
-    let (cmp, dir) = if page.desc { ("<", "DESC") } else { (">", "ASC") };
+    let (cmp, dir) = if page.desc {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     if let Some(after) = &page.after {
-        qb.push(format_args!(" AND {col} {cmp} ")).push_bind(after.clone());
+        qb.push(format_args!(" AND {col} {cmp} "))
+            .push_bind(after.clone());
     }
-    qb.push(format_args!(" ORDER BY {col} {dir} LIMIT ")).push_bind(i64::from(page.limit));
+    qb.push(format_args!(" ORDER BY {col} {dir} LIMIT "))
+        .push_bind(i64::from(page.limit));
 }
 
 /// `col < before` and `col > after`, each when given.
@@ -45,7 +51,9 @@ pub(super) fn message_content(
             .push(")");
     }
     if let Some(tag) = tag {
-        qb.push(" AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ").push_bind(tag.to_owned()).push(")");
+        qb.push(" AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ")
+            .push_bind(tag.to_owned())
+            .push(")");
     }
     // An empty list is taken as no filter: no caller means "match nothing".
     if let Some(types) = event_types.filter(|t| !t.is_empty()) {

@@ -44,11 +44,13 @@ pub(super) async fn upsert(pool: &SqlitePool, task: &BackgroundTask) -> Result<(
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: &str) -> Result<Option<BackgroundTask>> {
-    let row = sqlx::query("SELECT id, task, status, data, created_at, updated_at FROM background_tasks WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?;
+    let row = sqlx::query(
+        "SELECT id, task, status, data, created_at, updated_at FROM background_tasks WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
     let Some(row) = row else { return Ok(None) };
     let c = Cols::new(&row);
     Ok(Some(BackgroundTask {

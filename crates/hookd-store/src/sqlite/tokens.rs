@@ -19,31 +19,38 @@ fn scope_text(scope: &TokenScope) -> &str {
 }
 
 pub(super) async fn insert(pool: &SqlitePool, token: &TokenRecord) -> Result<()> {
-    sqlx::query("INSERT INTO tokens (id, hash, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(&token.id)
-        .bind(&token.hash)
-        .bind(scope_text(&token.scope))
-        .bind(ms(token.created_at))
-        .bind(opt_ms(token.expires_at))
-        .execute(pool)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO tokens (id, hash, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&token.id)
+    .bind(&token.hash)
+    .bind(scope_text(&token.scope))
+    .bind(ms(token.created_at))
+    .bind(opt_ms(token.expires_at))
+    .execute(pool)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
 pub(super) async fn find(pool: &SqlitePool, hash: &str) -> Result<Option<TokenRecord>> {
-    let row = sqlx::query("SELECT id, hash, scope, created_at, expires_at FROM tokens WHERE hash = ?")
-        .bind(hash)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?;
+    let row =
+        sqlx::query("SELECT id, hash, scope, created_at, expires_at FROM tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?;
     let Some(row) = row else { return Ok(None) };
     let c = Cols::new(&row);
     let scope = c.text("scope")?;
     Ok(Some(TokenRecord {
         id: c.text("id")?,
         hash: c.text("hash")?,
-        scope: if scope == ADMIN_SCOPE { TokenScope::Admin } else { TokenScope::App(scope) },
+        scope: if scope == ADMIN_SCOPE {
+            TokenScope::Admin
+        } else {
+            TokenScope::App(scope)
+        },
         created_at: c.time("created_at")?,
         expires_at: c.opt_time("expires_at")?,
     }))
@@ -60,7 +67,11 @@ pub(super) async fn count_admin(pool: &SqlitePool) -> Result<u64> {
 
 /// Brings every expiry of the app's tokens forward to `at`; a token that
 /// already expires sooner keeps its earlier expiry.
-pub(super) async fn expire_for_app(pool: &SqlitePool, app_id: &str, at: DateTime<Utc>) -> Result<()> {
+pub(super) async fn expire_for_app(
+    pool: &SqlitePool,
+    app_id: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
     let at = ms(at);
     sqlx::query("UPDATE tokens SET expires_at = ? WHERE scope = ? AND (expires_at IS NULL OR expires_at > ?)")
         .bind(at)

@@ -1,7 +1,9 @@
 //! Applications: round trips, uid lookups and clashes, pages, and deletion
 //! cascading to everything under an app.
 
-use hookd_core::model::{Application, Attempt, Delivery, Endpoint, Message, MessageStatus, TokenScope};
+use hookd_core::model::{
+    Application, Attempt, Delivery, Endpoint, Message, MessageStatus, TokenScope,
+};
 use hookd_core::{new_id, IdKind};
 use hookd_store::{AttemptFilter, StoreError, TokenRecord};
 
@@ -23,9 +25,15 @@ pub async fn apps_round_trip_and_are_found_by_id_or_uid(store: DynStore) {
 }
 
 pub async fn duplicate_app_uid_is_a_conflict(store: DynStore) {
-    let first = Application { uid: Some("dup".to_owned()), ..app_named("a") };
+    let first = Application {
+        uid: Some("dup".to_owned()),
+        ..app_named("a")
+    };
     store.create_app(&first).await.unwrap();
-    let second = Application { uid: Some("dup".to_owned()), ..app_named("b") };
+    let second = Application {
+        uid: Some("dup".to_owned()),
+        ..app_named("b")
+    };
     match store.create_app(&second).await {
         Err(StoreError::Conflict(text)) => assert!(text.contains("uid"), "{text}"),
         other => panic!("expected a conflict, got {other:?}"),
@@ -37,7 +45,10 @@ pub async fn duplicate_app_uid_is_a_conflict(store: DynStore) {
 
 pub async fn updating_an_app_replaces_it(store: DynStore) {
     let app = new_app(&store).await;
-    let taken = Application { uid: Some("taken".to_owned()), ..app_named("other") };
+    let taken = Application {
+        uid: Some("taken".to_owned()),
+        ..app_named("other")
+    };
     store.create_app(&taken).await.unwrap();
 
     let changed = Application {
@@ -49,13 +60,28 @@ pub async fn updating_an_app_replaces_it(store: DynStore) {
         ..app.clone()
     };
     store.update_app(&changed).await.unwrap();
-    assert_eq!(store.app_by_key(&app.id).await.unwrap(), Some(changed.clone()));
-    assert_eq!(store.app_by_key("renamed").await.unwrap(), Some(changed.clone()));
+    assert_eq!(
+        store.app_by_key(&app.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store.app_by_key("renamed").await.unwrap(),
+        Some(changed.clone())
+    );
 
-    let clash = Application { uid: Some("taken".to_owned()), ..changed };
-    assert!(matches!(store.update_app(&clash).await, Err(StoreError::Conflict(_))));
+    let clash = Application {
+        uid: Some("taken".to_owned()),
+        ..changed
+    };
+    assert!(matches!(
+        store.update_app(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
     let missing = app_named("ghost");
-    assert!(matches!(store.update_app(&missing).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.update_app(&missing).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 pub async fn pages_do_not_overlap_and_cover_everything(store: DynStore) {
@@ -70,22 +96,49 @@ pub async fn pages_do_not_overlap_and_cover_everything(store: DynStore) {
     descending.reverse();
 
     for limit in [1, 3, 7, 50] {
-        let fwd = walk(limit, false, |p| { let s = store.clone(); async move { s.list_apps(&p).await } }, |a| a.id.clone()).await;
+        let fwd = walk(
+            limit,
+            false,
+            |p| {
+                let s = store.clone();
+                async move { s.list_apps(&p).await }
+            },
+            |a| a.id.clone(),
+        )
+        .await;
         assert_eq!(fwd, ascending, "ascending pages of {limit}");
-        let back = walk(limit, true, |p| { let s = store.clone(); async move { s.list_apps(&p).await } }, |a| a.id.clone()).await;
+        let back = walk(
+            limit,
+            true,
+            |p| {
+                let s = store.clone();
+                async move { s.list_apps(&p).await }
+            },
+            |a| a.id.clone(),
+        )
+        .await;
         assert_eq!(back, descending, "descending pages of {limit}");
     }
 
     // A cursor from the middle returns only what lies strictly beyond it.
     let mut page = asc(2);
     page.after = Some(ascending[2].clone());
-    let beyond: Vec<_> = store.list_apps(&page).await.unwrap().into_iter().map(|a| a.id).collect();
+    let beyond: Vec<_> = store
+        .list_apps(&page)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
     assert_eq!(beyond, ascending[3..5].to_vec());
 }
 
 /// Gives `app` an endpoint, a message delivered to it, a failed attempt and a
 /// token; returns what was made.
-async fn populate(store: &DynStore, app: &Application) -> (Endpoint, Message, Delivery, Attempt, String) {
+async fn populate(
+    store: &DynStore,
+    app: &Application,
+) -> (Endpoint, Message, Delivery, Attempt, String) {
     let ep = new_endpoint(store, &app.id, |_| {}).await;
     let (msg, deliveries) = send(store, &app.id, "user.created", |_| {}).await;
     let attempt = record(store, &deliveries[0], MessageStatus::Fail, 500).await;
@@ -113,17 +166,39 @@ pub async fn deleting_an_app_removes_its_endpoints_and_messages(store: DynStore)
     assert_eq!(store.endpoint_by_key(&app.id, &ep.id).await.unwrap(), None);
     assert_eq!(store.message_by_key(&app.id, &msg.id).await.unwrap(), None);
     assert_eq!(store.delivery(&delivery.id).await.unwrap(), None);
-    assert_eq!(store.attempt(&app.id, &msg.id, &attempt.id).await.unwrap(), None);
+    assert_eq!(
+        store.attempt(&app.id, &msg.id, &attempt.id).await.unwrap(),
+        None
+    );
     assert_eq!(store.find_token(&hash).await.unwrap(), None);
-    assert!(store.list_attempts(&app.id, &AttemptFilter::default(), &asc(10)).await.unwrap().is_empty());
+    assert!(store
+        .list_attempts(&app.id, &AttemptFilter::default(), &asc(10))
+        .await
+        .unwrap()
+        .is_empty());
 
     // The other app is untouched.
     assert!(store.app_by_key(&keep.id).await.unwrap().is_some());
-    assert!(store.endpoint_by_key(&keep.id, &k_ep.id).await.unwrap().is_some());
-    assert!(store.message_by_key(&keep.id, &k_msg.id).await.unwrap().is_some());
+    assert!(store
+        .endpoint_by_key(&keep.id, &k_ep.id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .message_by_key(&keep.id, &k_msg.id)
+        .await
+        .unwrap()
+        .is_some());
     assert!(store.delivery(&k_delivery.id).await.unwrap().is_some());
-    assert!(store.attempt(&keep.id, &k_msg.id, &k_attempt.id).await.unwrap().is_some());
+    assert!(store
+        .attempt(&keep.id, &k_msg.id, &k_attempt.id)
+        .await
+        .unwrap()
+        .is_some());
     assert!(store.find_token(&k_hash).await.unwrap().is_some());
 
-    assert!(!store.delete_app(&app.id).await.unwrap(), "a second delete finds nothing");
+    assert!(
+        !store.delete_app(&app.id).await.unwrap(),
+        "a second delete finds nothing"
+    );
 }

@@ -8,7 +8,10 @@ use hookd_store::{MessageFilter, PageReq};
 use super::{asc, new_app, new_endpoint, now, record, secs, send, sorted, walk, DynStore};
 
 fn with_status(d: &Delivery, status: MessageStatus) -> Delivery {
-    Delivery { status, ..d.clone() }
+    Delivery {
+        status,
+        ..d.clone()
+    }
 }
 
 pub async fn deliveries_are_found_by_id_and_by_message_and_endpoint(store: DynStore) {
@@ -18,9 +21,21 @@ pub async fn deliveries_are_found_by_id_and_by_message_and_endpoint(store: DynSt
     let d = &deliveries[0];
 
     assert_eq!(store.delivery(&d.id).await.unwrap().as_ref(), Some(d));
-    assert_eq!(store.delivery_for(&msg.id, &ep.id).await.unwrap().as_ref(), Some(d));
-    assert_eq!(store.delivery(&new_id(IdKind::Destination)).await.unwrap(), None);
-    assert_eq!(store.delivery_for(&msg.id, &new_id(IdKind::Endpoint)).await.unwrap(), None);
+    assert_eq!(
+        store.delivery_for(&msg.id, &ep.id).await.unwrap().as_ref(),
+        Some(d)
+    );
+    assert_eq!(
+        store.delivery(&new_id(IdKind::Destination)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .delivery_for(&msg.id, &new_id(IdKind::Endpoint))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn message_destinations_pair_deliveries_with_endpoints_in_pages(store: DynStore) {
@@ -42,14 +57,26 @@ pub async fn message_destinations_pair_deliveries_with_endpoints_in_pages(store:
     reversed.reverse();
     assert_eq!(walk(3, true, list, |(_, e)| e.id.clone()).await, reversed);
 
-    for (d, e) in store.list_message_destinations(&app.id, &msg.id, &asc(10)).await.unwrap() {
+    for (d, e) in store
+        .list_message_destinations(&app.id, &msg.id, &asc(10))
+        .await
+        .unwrap()
+    {
         assert_eq!(d.msg_id, msg.id);
         assert_eq!(d.endpoint_id, e.id);
-        assert_eq!(Some(&e), endpoints.iter().find(|x| x.id == e.id), "the whole endpoint comes back");
+        assert_eq!(
+            Some(&e),
+            endpoints.iter().find(|x| x.id == e.id),
+            "the whole endpoint comes back"
+        );
         assert_eq!(store.delivery_for(&msg.id, &e.id).await.unwrap(), Some(d));
     }
     let stranger = new_app(&store).await;
-    assert!(store.list_message_destinations(&stranger.id, &msg.id, &asc(10)).await.unwrap().is_empty());
+    assert!(store
+        .list_message_destinations(&stranger.id, &msg.id, &asc(10))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn endpoint_messages_filter_by_delivery_status_and_page_by_message_id(store: DynStore) {
@@ -76,37 +103,79 @@ pub async fn endpoint_messages_filter_by_delivery_status_and_page_by_message_id(
     let found = |filter: MessageFilter| {
         let (store, app_id, ep_id) = (store.clone(), app.id.clone(), ep.id.clone());
         async move {
-            let rows = store.list_endpoint_messages(&app_id, &ep_id, &filter, &asc(50)).await.unwrap();
+            let rows = store
+                .list_endpoint_messages(&app_id, &ep_id, &filter, &asc(50))
+                .await
+                .unwrap();
             for (d, m) in &rows {
-                assert_eq!((d.msg_id.as_str(), d.endpoint_id.as_str()), (m.id.as_str(), ep_id.as_str()));
+                assert_eq!(
+                    (d.msg_id.as_str(), d.endpoint_id.as_str()),
+                    (m.id.as_str(), ep_id.as_str())
+                );
             }
             rows.into_iter().map(|(_, m)| m.id).collect::<Vec<_>>()
         }
     };
-    let status = |s: MessageStatus| MessageFilter { status: Some(s), ..Default::default() };
+    let status = |s: MessageStatus| MessageFilter {
+        status: Some(s),
+        ..Default::default()
+    };
     assert_eq!(found(MessageFilter::default()).await, ids(&[0, 1, 2, 3, 4]));
     assert_eq!(found(status(MessageStatus::Success)).await, ids(&[0, 2, 4]));
     assert_eq!(found(status(MessageStatus::Pending)).await, ids(&[1, 3]));
     assert_eq!(found(status(MessageStatus::Fail)).await, ids(&[]));
-    assert_eq!(found(MessageFilter { channel: Some("x".to_owned()), ..Default::default() }).await, ids(&[2]));
-    assert_eq!(found(MessageFilter { tag: Some("t".to_owned()), ..Default::default() }).await, ids(&[2]));
-    assert_eq!(found(MessageFilter { event_types: Some(vec!["b".to_owned()]), ..Default::default() }).await, ids(&[4]));
-    let window = MessageFilter { after: Some(t0), before: Some(t0 + secs(3)), ..Default::default() };
+    assert_eq!(
+        found(MessageFilter {
+            channel: Some("x".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        ids(&[2])
+    );
+    assert_eq!(
+        found(MessageFilter {
+            tag: Some("t".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        ids(&[2])
+    );
+    assert_eq!(
+        found(MessageFilter {
+            event_types: Some(vec!["b".to_owned()]),
+            ..Default::default()
+        })
+        .await,
+        ids(&[4])
+    );
+    let window = MessageFilter {
+        after: Some(t0),
+        before: Some(t0 + secs(3)),
+        ..Default::default()
+    };
     assert_eq!(found(window).await, ids(&[1, 2]));
 
     // The returned delivery is the current one.
-    let (d, m) = store.list_endpoint_messages(&app.id, &ep.id, &status(MessageStatus::Success), &asc(1)).await.unwrap()
-        [0]
-    .clone();
+    let (d, m) = store
+        .list_endpoint_messages(&app.id, &ep.id, &status(MessageStatus::Success), &asc(1))
+        .await
+        .unwrap()[0]
+        .clone();
     assert_eq!(store.delivery_for(&m.id, &ep.id).await.unwrap(), Some(d));
 
     let list = |p: PageReq| {
         let (s, app_id, ep_id) = (store.clone(), app.id.clone(), ep.id.clone());
-        async move { s.list_endpoint_messages(&app_id, &ep_id, &MessageFilter::default(), &p).await }
+        async move {
+            s.list_endpoint_messages(&app_id, &ep_id, &MessageFilter::default(), &p)
+                .await
+        }
     };
     let mut newest_first = ids(&[0, 1, 2, 3, 4]);
     newest_first.reverse();
-    assert_eq!(walk(2, true, list, |(_, m)| m.id.clone()).await, newest_first);
+    assert_eq!(
+        walk(2, true, list, |(_, m)| m.id.clone()).await,
+        newest_first
+    );
 
     let stranger = new_app(&store).await;
     assert!(store
@@ -140,12 +209,18 @@ pub async fn pending_deliveries_include_sending_and_page_by_id(store: DynStore) 
     let unfinished = sorted(unfinished);
 
     let all = store.list_pending_deliveries(None, 100).await.unwrap();
-    assert_eq!(all.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), unfinished);
+    assert_eq!(
+        all.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        unfinished
+    );
 
     let mut walked = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = store.list_pending_deliveries(after.as_deref(), 1).await.unwrap();
+        let page = store
+            .list_pending_deliveries(after.as_deref(), 1)
+            .await
+            .unwrap();
         let Some(d) = page.first() else { break };
         assert_eq!(page.len(), 1);
         walked.push(d.id.clone());
@@ -159,8 +234,17 @@ pub async fn upsert_delivery_resets_an_existing_row_and_keeps_its_id(store: DynS
     new_endpoint(&store, &app.id, |_| {}).await;
     let (msg, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
     let original = &deliveries[0];
-    let failed = Delivery { status: MessageStatus::Fail, attempts: 3, next_attempt: None, ..original.clone() };
-    store.upsert_delivery(&failed).await.unwrap();
+    let failed = Delivery {
+        status: MessageStatus::Fail,
+        attempts: 3,
+        next_attempt: None,
+        ..original.clone()
+    };
+    assert_eq!(store.upsert_delivery(&failed).await.unwrap(), failed);
+    assert_eq!(
+        store.delivery(&original.id).await.unwrap().as_ref(),
+        Some(&failed)
+    );
 
     let later = now() + secs(60);
     let recover = Delivery {
@@ -184,13 +268,24 @@ pub async fn upsert_delivery_resets_an_existing_row_and_keeps_its_id(store: DynS
     };
     assert_eq!(stored, expected);
     assert_eq!(store.delivery(&original.id).await.unwrap(), Some(expected));
-    assert_eq!(store.delivery(&recover.id).await.unwrap(), None, "no second row");
+    assert_eq!(
+        store.delivery(&recover.id).await.unwrap(),
+        None,
+        "no second row"
+    );
 
     // A pair with no delivery yet is inserted as given.
     let late = new_endpoint(&store, &app.id, |_| {}).await;
-    let fresh = Delivery { id: new_id(IdKind::Destination), endpoint_id: late.id.clone(), ..recover };
+    let fresh = Delivery {
+        id: new_id(IdKind::Destination),
+        endpoint_id: late.id.clone(),
+        ..recover
+    };
     assert_eq!(store.upsert_delivery(&fresh).await.unwrap(), fresh);
-    assert_eq!(store.delivery_for(&msg.id, &late.id).await.unwrap(), Some(fresh));
+    assert_eq!(
+        store.delivery_for(&msg.id, &late.id).await.unwrap(),
+        Some(fresh)
+    );
 }
 
 pub async fn failed_deliveries_are_listed_within_the_window(store: DynStore) {
@@ -200,22 +295,45 @@ pub async fn failed_deliveries_are_listed_within_the_window(store: DynStore) {
     let t0 = now() - secs(3600);
     let mut mine = Vec::new();
     for i in 0..4 {
-        let (_, deliveries) = send(&store, &app.id, "user.created", |m| m.created_at = t0 + secs(i)).await;
-        let status = if i == 2 { MessageStatus::Success } else { MessageStatus::Fail };
+        let (_, deliveries) = send(&store, &app.id, "user.created", |m| {
+            m.created_at = t0 + secs(i)
+        })
+        .await;
+        let status = if i == 2 {
+            MessageStatus::Success
+        } else {
+            MessageStatus::Fail
+        };
         for d in &deliveries {
-            store.upsert_delivery(&with_status(d, status)).await.unwrap();
+            store
+                .upsert_delivery(&with_status(d, status))
+                .await
+                .unwrap();
         }
-        mine.push(deliveries.into_iter().find(|d| d.endpoint_id == ep.id).unwrap().id);
+        mine.push(
+            deliveries
+                .into_iter()
+                .find(|d| d.endpoint_id == ep.id)
+                .unwrap()
+                .id,
+        );
     }
     let ids = |idx: &[usize]| sorted(idx.iter().map(|&i| mine[i].clone()).collect());
     let failed = |since: i64, until: Option<i64>| {
         let (store, app_id, ep_id) = (store.clone(), app.id.clone(), ep.id.clone());
         async move {
             let rows = store
-                .list_failed_deliveries(&app_id, &ep_id, t0 + secs(since), until.map(|u| t0 + secs(u)))
+                .list_failed_deliveries(
+                    &app_id,
+                    &ep_id,
+                    t0 + secs(since),
+                    until.map(|u| t0 + secs(u)),
+                )
                 .await
                 .unwrap();
-            assert!(rows.iter().all(|d| d.status == MessageStatus::Fail && d.endpoint_id == ep_id));
+            assert!(rows
+                .iter()
+                .all(|d| d.status == MessageStatus::Fail && d.endpoint_id == ep_id));
             rows.into_iter().map(|d| d.id).collect::<Vec<_>>()
         }
     };
@@ -223,6 +341,9 @@ pub async fn failed_deliveries_are_listed_within_the_window(store: DynStore) {
     assert_eq!(failed(1, None).await, ids(&[1, 3]), "since is inclusive");
     assert_eq!(failed(0, Some(3)).await, ids(&[0, 1]), "until is exclusive");
     assert_eq!(failed(4, None).await, ids(&[]));
-    let theirs = store.list_failed_deliveries(&app.id, &other.id, t0, None).await.unwrap();
+    let theirs = store
+        .list_failed_deliveries(&app.id, &other.id, t0, None)
+        .await
+        .unwrap();
     assert_eq!(theirs.len(), 3);
 }

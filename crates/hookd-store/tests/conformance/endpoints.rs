@@ -27,13 +27,31 @@ pub async fn endpoints_round_trip_with_all_their_fields(store: DynStore) {
     })
     .await;
 
-    assert_eq!(store.endpoint_by_key(&app.id, &ep.id).await.unwrap(), Some(ep.clone()));
-    assert_eq!(store.endpoint_by_key(&app.id, "primary").await.unwrap(), Some(ep.clone()));
-    assert_eq!(store.endpoint_by_key(&app.id, &bare.id).await.unwrap(), Some(bare));
-    assert_eq!(store.endpoint_by_key(&app.id, "secondary").await.unwrap(), None);
+    assert_eq!(
+        store.endpoint_by_key(&app.id, &ep.id).await.unwrap(),
+        Some(ep.clone())
+    );
+    assert_eq!(
+        store.endpoint_by_key(&app.id, "primary").await.unwrap(),
+        Some(ep.clone())
+    );
+    assert_eq!(
+        store.endpoint_by_key(&app.id, &bare.id).await.unwrap(),
+        Some(bare)
+    );
+    assert_eq!(
+        store.endpoint_by_key(&app.id, "secondary").await.unwrap(),
+        None
+    );
     // Another app cannot see it, by id or by uid.
-    assert_eq!(store.endpoint_by_key(&other.id, &ep.id).await.unwrap(), None);
-    assert_eq!(store.endpoint_by_key(&other.id, "primary").await.unwrap(), None);
+    assert_eq!(
+        store.endpoint_by_key(&other.id, &ep.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.endpoint_by_key(&other.id, "primary").await.unwrap(),
+        None
+    );
 }
 
 pub async fn duplicate_endpoint_uid_within_an_app_is_a_conflict(store: DynStore) {
@@ -55,7 +73,10 @@ pub async fn duplicate_endpoint_uid_within_an_app_is_a_conflict(store: DynStore)
 
 pub async fn creating_an_endpoint_for_a_missing_app_is_not_found(store: DynStore) {
     let orphan = endpoint_for(&new_id(IdKind::App));
-    assert!(matches!(store.create_endpoint(&orphan).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.create_endpoint(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 pub async fn endpoints_list_in_pages_within_their_app(store: DynStore) {
@@ -108,22 +129,40 @@ pub async fn updating_an_endpoint_replaces_it(store: DynStore) {
     changed.event_types = Some(vec!["a.b".to_owned()]);
     changed.channels = Some(vec!["c".to_owned()]);
     changed.secret = "whsec_new".to_owned();
-    changed.old_secrets = vec![OldSecret { key: ep.secret.clone(), expires_at: now() + secs(86_400) }];
+    changed.old_secrets = vec![OldSecret {
+        key: ep.secret.clone(),
+        expires_at: now() + secs(86_400),
+    }];
     changed.settings = serde_json::json!({ "signing": "v1a" });
     changed.updated_at = now() + secs(1);
     store.update_endpoint(&changed).await.unwrap();
-    assert_eq!(store.endpoint_by_key(&app.id, "mine").await.unwrap(), Some(changed.clone()));
+    assert_eq!(
+        store.endpoint_by_key(&app.id, "mine").await.unwrap(),
+        Some(changed.clone())
+    );
 
     let mut clash = changed.clone();
     clash.uid = Some("taken".to_owned());
-    assert!(matches!(store.update_endpoint(&clash).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.update_endpoint(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let missing = endpoint_for(&app.id);
-    assert!(matches!(store.update_endpoint(&missing).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.update_endpoint(&missing).await,
+        Err(StoreError::NotFound)
+    ));
     // An endpoint cannot be updated through another app.
     let other = new_app(&store).await;
-    let moved = hookd_core::model::Endpoint { app_id: other.id.clone(), ..changed };
-    assert!(matches!(store.update_endpoint(&moved).await, Err(StoreError::NotFound)));
+    let moved = hookd_core::model::Endpoint {
+        app_id: other.id.clone(),
+        ..changed
+    };
+    assert!(matches!(
+        store.update_endpoint(&moved).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 pub async fn deleting_an_endpoint_removes_its_deliveries_and_attempts(store: DynStore) {
@@ -137,16 +176,47 @@ pub async fn deleting_an_endpoint_removes_its_deliveries_and_attempts(store: Dyn
     }
 
     let other = new_app(&store).await;
-    assert!(!store.delete_endpoint(&other.id, &doomed.id).await.unwrap(), "not through another app");
+    assert!(
+        !store.delete_endpoint(&other.id, &doomed.id).await.unwrap(),
+        "not through another app"
+    );
     assert!(store.delete_endpoint(&app.id, &doomed.id).await.unwrap());
 
-    assert_eq!(store.endpoint_by_key(&app.id, &doomed.id).await.unwrap(), None);
+    assert_eq!(
+        store.endpoint_by_key(&app.id, &doomed.id).await.unwrap(),
+        None
+    );
     assert_eq!(store.delivery_for(&msg.id, &doomed.id).await.unwrap(), None);
-    assert!(store.delivery_for(&msg.id, &kept.id).await.unwrap().is_some());
-    let filter = |endpoint_id: &str| AttemptFilter { endpoint_id: Some(endpoint_id.to_owned()), ..Default::default() };
-    assert!(store.list_attempts(&app.id, &filter(&doomed.id), &asc(10)).await.unwrap().is_empty());
-    assert_eq!(store.list_attempts(&app.id, &filter(&kept.id), &asc(10)).await.unwrap().len(), 1);
-    assert!(store.message_by_key(&app.id, &msg.id).await.unwrap().is_some(), "the message stays");
+    assert!(store
+        .delivery_for(&msg.id, &kept.id)
+        .await
+        .unwrap()
+        .is_some());
+    let filter = |endpoint_id: &str| AttemptFilter {
+        endpoint_id: Some(endpoint_id.to_owned()),
+        ..Default::default()
+    };
+    assert!(store
+        .list_attempts(&app.id, &filter(&doomed.id), &asc(10))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .list_attempts(&app.id, &filter(&kept.id), &asc(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .message_by_key(&app.id, &msg.id)
+            .await
+            .unwrap()
+            .is_some(),
+        "the message stays"
+    );
 
     assert!(!store.delete_endpoint(&app.id, &doomed.id).await.unwrap());
 }
@@ -168,25 +238,83 @@ pub async fn endpoint_stats_count_deliveries_by_status_within_the_window(store: 
     for (i, status) in statuses.into_iter().enumerate() {
         let at = t0 + secs(i as i64);
         let (msg, deliveries) = send(&store, &app.id, "user.created", |m| m.created_at = at).await;
-        let mine = deliveries.iter().find(|d| d.endpoint_id == ep.id).expect("delivered to ep");
-        store.upsert_delivery(&Delivery { status, ..mine.clone() }).await.unwrap();
+        let mine = deliveries
+            .iter()
+            .find(|d| d.endpoint_id == ep.id)
+            .expect("delivered to ep");
+        store
+            .upsert_delivery(&Delivery {
+                status,
+                ..mine.clone()
+            })
+            .await
+            .unwrap();
         assert_eq!(msg.created_at, at);
     }
 
-    let all = store.endpoint_stats(&app.id, &ep.id, None, None).await.unwrap();
-    assert_eq!(all, EndpointStats { success: 2, pending: 1, sending: 1, fail: 1, canceled: 1 });
+    let all = store
+        .endpoint_stats(&app.id, &ep.id, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        EndpointStats {
+            success: 2,
+            pending: 1,
+            sending: 1,
+            fail: 1,
+            canceled: 1
+        }
+    );
 
     // [t0+1s, t0+4s) holds the second success, the failure and the pending one.
-    let window = store.endpoint_stats(&app.id, &ep.id, Some(t0 + secs(1)), Some(t0 + secs(4))).await.unwrap();
-    assert_eq!(window, EndpointStats { success: 1, pending: 1, sending: 0, fail: 1, canceled: 0 });
+    let window = store
+        .endpoint_stats(&app.id, &ep.id, Some(t0 + secs(1)), Some(t0 + secs(4)))
+        .await
+        .unwrap();
+    assert_eq!(
+        window,
+        EndpointStats {
+            success: 1,
+            pending: 1,
+            sending: 0,
+            fail: 1,
+            canceled: 0
+        }
+    );
 
-    let since = store.endpoint_stats(&app.id, &ep.id, Some(t0 + secs(4)), None).await.unwrap();
-    assert_eq!(since, EndpointStats { sending: 1, canceled: 1, ..Default::default() });
+    let since = store
+        .endpoint_stats(&app.id, &ep.id, Some(t0 + secs(4)), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        since,
+        EndpointStats {
+            sending: 1,
+            canceled: 1,
+            ..Default::default()
+        }
+    );
 
     // The other endpoint's deliveries were left pending.
-    let others = store.endpoint_stats(&app.id, &other.id, None, None).await.unwrap();
-    assert_eq!(others, EndpointStats { pending: 6, ..Default::default() });
+    let others = store
+        .endpoint_stats(&app.id, &other.id, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        others,
+        EndpointStats {
+            pending: 6,
+            ..Default::default()
+        }
+    );
     // And no app sees another's endpoint.
     let stranger = new_app(&store).await;
-    assert_eq!(store.endpoint_stats(&stranger.id, &ep.id, None, None).await.unwrap(), EndpointStats::default());
+    assert_eq!(
+        store
+            .endpoint_stats(&stranger.id, &ep.id, None, None)
+            .await
+            .unwrap(),
+        EndpointStats::default()
+    );
 }

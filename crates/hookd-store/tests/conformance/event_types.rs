@@ -37,7 +37,10 @@ pub async fn event_types_round_trip_with_all_their_fields(store: DynStore) {
 }
 
 pub async fn duplicate_event_type_name_is_a_conflict(store: DynStore) {
-    store.create_event_type(&event_type("invoice.paid")).await.unwrap();
+    store
+        .create_event_type(&event_type("invoice.paid"))
+        .await
+        .unwrap();
     match store.create_event_type(&event_type("invoice.paid")).await {
         Err(StoreError::Conflict(text)) => assert!(text.contains("name"), "{text}"),
         other => panic!("expected a conflict, got {other:?}"),
@@ -80,13 +83,28 @@ pub async fn event_types_list_in_name_order_across_pages(store: DynStore) {
 }
 
 pub async fn archived_event_types_are_listed_only_on_request(store: DynStore) {
-    store.create_event_type(&event_type("live.one")).await.unwrap();
-    store.create_event_type(&EventType { archived: true, ..event_type("old.one") }).await.unwrap();
+    store
+        .create_event_type(&event_type("live.one"))
+        .await
+        .unwrap();
+    store
+        .create_event_type(&EventType {
+            archived: true,
+            ..event_type("old.one")
+        })
+        .await
+        .unwrap();
 
     let names = |archived: bool| {
         let store = store.clone();
         async move {
-            store.list_event_types(&asc(50), archived).await.unwrap().into_iter().map(|e| e.name).collect::<Vec<_>>()
+            store
+                .list_event_types(&asc(50), archived)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(names(false).await, vec!["live.one"]);
@@ -104,10 +122,16 @@ pub async fn updating_and_deleting_event_types(store: DynStore) {
         ..original.clone()
     };
     store.update_event_type(&changed).await.unwrap();
-    assert_eq!(store.event_type("order.shipped").await.unwrap(), Some(changed));
+    assert_eq!(
+        store.event_type("order.shipped").await.unwrap(),
+        Some(changed)
+    );
 
     let missing = event_type("order.lost");
-    assert!(matches!(store.update_event_type(&missing).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.update_event_type(&missing).await,
+        Err(StoreError::NotFound)
+    ));
 
     assert!(store.delete_event_type("order.shipped").await.unwrap());
     assert_eq!(store.event_type("order.shipped").await.unwrap(), None);

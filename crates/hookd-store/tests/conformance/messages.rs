@@ -4,7 +4,9 @@
 use hookd_core::model::{Message, MessageStatus};
 use hookd_store::{MessageFilter, StoreError};
 
-use super::{asc, desc, message_for, new_app, new_endpoint, now, secs, send, sorted, walk, DynStore};
+use super::{
+    asc, desc, message_for, new_app, new_endpoint, now, secs, send, sorted, walk, DynStore,
+};
 
 fn strings(items: &[&str]) -> Option<Vec<String>> {
     Some(items.iter().map(|s| s.to_string()).collect())
@@ -18,17 +20,34 @@ pub async fn create_message_fans_out_only_to_matching_enabled_endpoints(store: D
         e.channels = Some(vec![]);
     })
     .await;
-    let typed = new_endpoint(&store, &app.id, |e| e.event_types = strings(&["user.created", "user.deleted"])).await;
-    let other_type = new_endpoint(&store, &app.id, |e| e.event_types = strings(&["invoice.paid"])).await;
+    let typed = new_endpoint(&store, &app.id, |e| {
+        e.event_types = strings(&["user.created", "user.deleted"])
+    })
+    .await;
+    let other_type = new_endpoint(&store, &app.id, |e| {
+        e.event_types = strings(&["invoice.paid"])
+    })
+    .await;
     let eu = new_endpoint(&store, &app.id, |e| e.channels = strings(&["eu"])).await;
     let disabled = new_endpoint(&store, &app.id, |e| e.disabled = true).await;
     let stranger = new_app(&store).await;
     let foreign = new_endpoint(&store, &stranger.id, |_| {}).await;
 
-    let (msg, deliveries) = send(&store, &app.id, "user.created", |m| m.channels = strings(&["eu", "us"])).await;
+    let (msg, deliveries) = send(&store, &app.id, "user.created", |m| {
+        m.channels = strings(&["eu", "us"])
+    })
+    .await;
     let mut got: Vec<String> = deliveries.iter().map(|d| d.endpoint_id.clone()).collect();
     got.sort();
-    assert_eq!(got, sorted(vec![everything.id.clone(), empty_filters.id.clone(), typed.id.clone(), eu.id.clone()]));
+    assert_eq!(
+        got,
+        sorted(vec![
+            everything.id.clone(),
+            empty_filters.id.clone(),
+            typed.id.clone(),
+            eu.id.clone()
+        ])
+    );
     for d in &deliveries {
         assert!(hookd_core::IdKind::Destination.is_id(&d.id), "{}", d.id);
         assert_eq!(d.app_id, app.id);
@@ -36,11 +55,21 @@ pub async fn create_message_fans_out_only_to_matching_enabled_endpoints(store: D
         assert_eq!(d.status, MessageStatus::Pending);
         assert_eq!(d.attempts, 0);
         assert_eq!(d.next_attempt, Some(msg.created_at));
-        assert_eq!((d.created_at, d.updated_at), (msg.created_at, msg.created_at));
-        assert_eq!(store.delivery(&d.id).await.unwrap().as_ref(), Some(d), "the returned delivery is stored");
+        assert_eq!(
+            (d.created_at, d.updated_at),
+            (msg.created_at, msg.created_at)
+        );
+        assert_eq!(
+            store.delivery(&d.id).await.unwrap().as_ref(),
+            Some(d),
+            "the returned delivery is stored"
+        );
     }
     for skipped in [&other_type, &disabled, &foreign] {
-        assert_eq!(store.delivery_for(&msg.id, &skipped.id).await.unwrap(), None);
+        assert_eq!(
+            store.delivery_for(&msg.id, &skipped.id).await.unwrap(),
+            None
+        );
     }
 
     // Without channels, the channel-filtered endpoint is skipped too.
@@ -53,20 +82,32 @@ pub async fn create_message_fans_out_only_to_matching_enabled_endpoints(store: D
     let lonely = new_app(&store).await;
     let (quiet, deliveries) = send(&store, &lonely.id, "x.y", |_| {}).await;
     assert!(deliveries.is_empty());
-    assert_eq!(store.message_by_key(&lonely.id, &quiet.id).await.unwrap(), Some(quiet));
+    assert_eq!(
+        store.message_by_key(&lonely.id, &quiet.id).await.unwrap(),
+        Some(quiet)
+    );
 }
 
 pub async fn creating_a_message_for_a_missing_app_is_not_found(store: DynStore) {
     let msg = message_for(&hookd_core::new_id(hookd_core::IdKind::App), "user.created");
-    assert!(matches!(store.create_message(&msg).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.create_message(&msg).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 pub async fn duplicate_event_id_is_a_conflict(store: DynStore) {
     let app = new_app(&store).await;
     let ep = new_endpoint(&store, &app.id, |_| {}).await;
-    send(&store, &app.id, "user.created", |m| m.event_id = Some("evt-1".to_owned())).await;
+    send(&store, &app.id, "user.created", |m| {
+        m.event_id = Some("evt-1".to_owned())
+    })
+    .await;
 
-    let dup = Message { event_id: Some("evt-1".to_owned()), ..message_for(&app.id, "user.created") };
+    let dup = Message {
+        event_id: Some("evt-1".to_owned()),
+        ..message_for(&app.id, "user.created")
+    };
     match store.create_message(&dup).await {
         Err(StoreError::Conflict(text)) => assert!(text.contains("eventId"), "{text}"),
         other => panic!("expected a conflict, got {other:?}"),
@@ -77,7 +118,10 @@ pub async fn duplicate_event_id_is_a_conflict(store: DynStore) {
 
     // Another app may use the same eventId; messages without one never clash.
     let other = new_app(&store).await;
-    send(&store, &other.id, "user.created", |m| m.event_id = Some("evt-1".to_owned())).await;
+    send(&store, &other.id, "user.created", |m| {
+        m.event_id = Some("evt-1".to_owned())
+    })
+    .await;
     send(&store, &app.id, "user.created", |_| {}).await;
     send(&store, &app.id, "user.created", |_| {}).await;
 }
@@ -93,11 +137,26 @@ pub async fn messages_are_found_by_id_or_event_id_within_their_app(store: DynSto
     })
     .await;
 
-    assert_eq!(store.message_by_key(&app.id, &msg.id).await.unwrap(), Some(msg.clone()));
-    assert_eq!(store.message_by_key(&app.id, "order-77").await.unwrap(), Some(msg.clone()));
-    assert_eq!(store.message_by_key(&app.id, "order-78").await.unwrap(), None);
-    assert_eq!(store.message_by_key(&other.id, &msg.id).await.unwrap(), None);
-    assert_eq!(store.message_by_key(&other.id, "order-77").await.unwrap(), None);
+    assert_eq!(
+        store.message_by_key(&app.id, &msg.id).await.unwrap(),
+        Some(msg.clone())
+    );
+    assert_eq!(
+        store.message_by_key(&app.id, "order-77").await.unwrap(),
+        Some(msg.clone())
+    );
+    assert_eq!(
+        store.message_by_key(&app.id, "order-78").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.message_by_key(&other.id, &msg.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.message_by_key(&other.id, "order-77").await.unwrap(),
+        None
+    );
 }
 
 pub async fn message_filters_select_by_channel_tag_type_and_time(store: DynStore) {
@@ -126,21 +185,36 @@ pub async fn message_filters_select_by_channel_tag_type_and_time(store: DynStore
     let found = |filter: MessageFilter| {
         let (store, app_id) = (store.clone(), app.id.clone());
         async move {
-            let rows = store.list_messages(&app_id, &filter, &asc(50)).await.unwrap();
+            let rows = store
+                .list_messages(&app_id, &filter, &asc(50))
+                .await
+                .unwrap();
             rows.into_iter().map(|m| m.id).collect::<Vec<_>>()
         }
     };
     let ids = |ms: &[&Message]| sorted(ms.iter().map(|m| m.id.clone()).collect());
 
-    assert_eq!(found(MessageFilter::default()).await, ids(&[&m1, &m2, &m3, &m4]));
-    let by_channel = |c: &str| MessageFilter { channel: Some(c.to_owned()), ..Default::default() };
+    assert_eq!(
+        found(MessageFilter::default()).await,
+        ids(&[&m1, &m2, &m3, &m4])
+    );
+    let by_channel = |c: &str| MessageFilter {
+        channel: Some(c.to_owned()),
+        ..Default::default()
+    };
     assert_eq!(found(by_channel("x")).await, ids(&[&m1, &m2]));
     assert_eq!(found(by_channel("y")).await, ids(&[&m2]));
     assert_eq!(found(by_channel("z")).await, ids(&[]));
-    let by_tag = |t: &str| MessageFilter { tag: Some(t.to_owned()), ..Default::default() };
+    let by_tag = |t: &str| MessageFilter {
+        tag: Some(t.to_owned()),
+        ..Default::default()
+    };
     assert_eq!(found(by_tag("t1")).await, ids(&[&m1, &m3]));
     assert_eq!(found(by_tag("t2")).await, ids(&[&m3]));
-    let by_types = |t: &[&str]| MessageFilter { event_types: strings(t), ..Default::default() };
+    let by_types = |t: &[&str]| MessageFilter {
+        event_types: strings(t),
+        ..Default::default()
+    };
     assert_eq!(found(by_types(&["a", "c"])).await, ids(&[&m1, &m3, &m4]));
     assert_eq!(found(by_types(&["b"])).await, ids(&[&m2]));
     // An empty list of types is no filter at all.
@@ -151,11 +225,22 @@ pub async fn message_filters_select_by_channel_tag_type_and_time(store: DynStore
         after: after.map(|s| t0 + secs(s)),
         ..Default::default()
     };
-    assert_eq!(found(window(Some(2), None)).await, ids(&[&m1, &m2]), "before is exclusive");
-    assert_eq!(found(window(None, Some(1))).await, ids(&[&m3, &m4]), "after is exclusive");
+    assert_eq!(
+        found(window(Some(2), None)).await,
+        ids(&[&m1, &m2]),
+        "before is exclusive"
+    );
+    assert_eq!(
+        found(window(None, Some(1))).await,
+        ids(&[&m3, &m4]),
+        "after is exclusive"
+    );
     assert_eq!(found(window(Some(3), Some(0))).await, ids(&[&m2, &m3]));
 
-    let combined = MessageFilter { channel: Some("x".to_owned()), ..by_types(&["a"]) };
+    let combined = MessageFilter {
+        channel: Some("x".to_owned()),
+        ..by_types(&["a"])
+    };
     assert_eq!(found(combined).await, ids(&[&m1]));
 }
 
@@ -171,28 +256,71 @@ pub async fn messages_page_by_id_in_either_direction(store: DynStore) {
 
     let list = |p: hookd_store::PageReq| {
         let (s, app_id) = (store.clone(), app.id.clone());
-        async move { s.list_messages(&app_id, &MessageFilter::default(), &p).await }
+        async move {
+            s.list_messages(&app_id, &MessageFilter::default(), &p)
+                .await
+        }
     };
     assert_eq!(walk(2, true, list, |m| m.id.clone()).await, descending);
     assert_eq!(walk(2, false, list, |m| m.id.clone()).await, ascending);
-    assert_eq!(store.list_messages(&app.id, &MessageFilter::default(), &desc(1)).await.unwrap()[0].id, descending[0]);
+    assert_eq!(
+        store
+            .list_messages(&app.id, &MessageFilter::default(), &desc(1))
+            .await
+            .unwrap()[0]
+            .id,
+        descending[0]
+    );
 }
 
 pub async fn expunged_message_reads_back_without_payload(store: DynStore) {
     let app = new_app(&store).await;
     let other = new_app(&store).await;
-    let (msg, _) = send(&store, &app.id, "user.created", |m| m.event_id = Some("e1".to_owned())).await;
+    let (msg, _) = send(&store, &app.id, "user.created", |m| {
+        m.event_id = Some("e1".to_owned())
+    })
+    .await;
 
-    assert!(!store.expunge_message_content(&other.id, &msg.id).await.unwrap(), "not through another app");
-    assert_eq!(store.message_by_key(&app.id, &msg.id).await.unwrap(), Some(msg.clone()));
+    assert!(
+        !store
+            .expunge_message_content(&other.id, &msg.id)
+            .await
+            .unwrap(),
+        "not through another app"
+    );
+    assert_eq!(
+        store.message_by_key(&app.id, &msg.id).await.unwrap(),
+        Some(msg.clone())
+    );
 
-    assert!(store.expunge_message_content(&app.id, &msg.id).await.unwrap());
-    let expunged = Message { payload: None, ..msg.clone() };
-    assert_eq!(store.message_by_key(&app.id, &msg.id).await.unwrap(), Some(expunged.clone()));
-    let listed = store.list_messages(&app.id, &MessageFilter::default(), &asc(10)).await.unwrap();
+    assert!(store
+        .expunge_message_content(&app.id, &msg.id)
+        .await
+        .unwrap());
+    let expunged = Message {
+        payload: None,
+        ..msg.clone()
+    };
+    assert_eq!(
+        store.message_by_key(&app.id, &msg.id).await.unwrap(),
+        Some(expunged.clone())
+    );
+    let listed = store
+        .list_messages(&app.id, &MessageFilter::default(), &asc(10))
+        .await
+        .unwrap();
     assert_eq!(listed, vec![expunged]);
 
-    assert!(store.expunge_message_content(&app.id, &msg.id).await.unwrap(), "expunging again still finds it");
+    assert!(
+        store
+            .expunge_message_content(&app.id, &msg.id)
+            .await
+            .unwrap(),
+        "expunging again still finds it"
+    );
     let missing = hookd_core::new_id(hookd_core::IdKind::Message);
-    assert!(!store.expunge_message_content(&app.id, &missing).await.unwrap());
+    assert!(!store
+        .expunge_message_content(&app.id, &missing)
+        .await
+        .unwrap());
 }

@@ -5,11 +5,86 @@
 //! Timestamps are stored with millisecond precision, so the fixtures use
 //! millisecond-aligned times and round trips can compare whole records.
 
+/// Declares one `#[tokio::test]` per behaviour in this suite, so every backend
+/// runs the same list. `$fresh` is an async fn returning
+/// `Option<(DynStore, Guard)>`: a new, empty, migrated store plus whatever must
+/// live as long as it (a temp dir, a schema to drop), or `None` when the backend
+/// is not configured here (PostgreSQL without `HOOKD_TEST_POSTGRES_URL`), in
+/// which case the test returns at once.
+///
+/// A behaviour added to the suite but not to this list is dead code, which
+/// clippy's `-D warnings` refuses.
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        conformance_tests!(@each $fresh;
+            health::ping_succeeds_on_an_open_store,
+            tokens::tokens_are_found_by_hash_with_their_scope,
+            tokens::expired_tokens_are_still_found,
+            tokens::duplicate_token_hash_is_a_conflict,
+            tokens::admin_tokens_are_counted_apart_from_app_tokens,
+            tokens::expiring_app_tokens_caps_only_that_apps_tokens,
+            apps::apps_round_trip_and_are_found_by_id_or_uid,
+            apps::duplicate_app_uid_is_a_conflict,
+            apps::updating_an_app_replaces_it,
+            apps::pages_do_not_overlap_and_cover_everything,
+            apps::deleting_an_app_removes_its_endpoints_and_messages,
+            event_types::event_types_round_trip_with_all_their_fields,
+            event_types::duplicate_event_type_name_is_a_conflict,
+            event_types::event_types_list_in_name_order_across_pages,
+            event_types::archived_event_types_are_listed_only_on_request,
+            event_types::updating_and_deleting_event_types,
+            endpoints::endpoints_round_trip_with_all_their_fields,
+            endpoints::duplicate_endpoint_uid_within_an_app_is_a_conflict,
+            endpoints::creating_an_endpoint_for_a_missing_app_is_not_found,
+            endpoints::endpoints_list_in_pages_within_their_app,
+            endpoints::updating_an_endpoint_replaces_it,
+            endpoints::deleting_an_endpoint_removes_its_deliveries_and_attempts,
+            endpoints::endpoint_stats_count_deliveries_by_status_within_the_window,
+            messages::create_message_fans_out_only_to_matching_enabled_endpoints,
+            messages::creating_a_message_for_a_missing_app_is_not_found,
+            messages::duplicate_event_id_is_a_conflict,
+            messages::messages_are_found_by_id_or_event_id_within_their_app,
+            messages::message_filters_select_by_channel_tag_type_and_time,
+            messages::messages_page_by_id_in_either_direction,
+            messages::expunged_message_reads_back_without_payload,
+            deliveries::deliveries_are_found_by_id_and_by_message_and_endpoint,
+            deliveries::message_destinations_pair_deliveries_with_endpoints_in_pages,
+            deliveries::endpoint_messages_filter_by_delivery_status_and_page_by_message_id,
+            deliveries::pending_deliveries_include_sending_and_page_by_id,
+            deliveries::upsert_delivery_resets_an_existing_row_and_keeps_its_id,
+            deliveries::failed_deliveries_are_listed_within_the_window,
+            attempts::recording_an_attempt_updates_its_delivery,
+            attempts::recording_an_attempt_for_a_missing_delivery_stores_nothing,
+            attempts::attempt_filters_select_by_status_code_class_and_message,
+            attempts::attempts_page_newest_first,
+            attempts::attempts_are_scoped_to_their_app_and_message,
+            attempts::expunged_attempt_reads_back_without_response,
+            idempotency::idempotency_key_is_claimed_once_then_replayed,
+            idempotency::concurrent_idempotency_begin_has_one_winner,
+            idempotency::concurrent_takeover_of_an_abandoned_claim_has_one_winner,
+            idempotency::abandoned_idempotency_claim_is_taken_over,
+            idempotency::expired_idempotent_response_is_not_replayed,
+            idempotency::aborted_idempotency_key_can_be_claimed_again,
+            tasks::background_tasks_are_replaced_by_id,
+        );
+    };
+    (@each $fresh:path; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some((store, _guard)) = $fresh().await else { return };
+                $crate::conformance::$module::$name(store).await;
+            }
+        )*
+    };
+}
+
 pub mod apps;
 pub mod attempts;
 pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
+pub mod health;
 pub mod idempotency;
 pub mod messages;
 pub mod tasks;
@@ -27,10 +102,8 @@ use hookd_store::{PageReq, Store};
 
 pub type DynStore = Arc<dyn Store>;
 
-/// The present, cut to the millisecond the store keeps.
-pub fn now() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is representable")
-}
+/// The present, cut to the millisecond the stores keep.
+pub use hookd_core::model::now;
 
 pub fn secs(n: i64) -> Duration {
     Duration::seconds(n)
@@ -72,7 +145,10 @@ pub fn endpoint_for(app_id: &str) -> Endpoint {
         metadata: [("team".to_owned(), "billing".to_owned())].into(),
         headers: [("x-custom".to_owned(), "1".to_owned())].into(),
         secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
-        old_secrets: vec![OldSecret { key: "whsec_old".to_owned(), expires_at: t + secs(3600) }],
+        old_secrets: vec![OldSecret {
+            key: "whsec_old".to_owned(),
+            expires_at: t + secs(3600),
+        }],
         settings: serde_json::json!({ "timeoutMs": 15000 }),
         created_at: t,
         updated_at: t,
@@ -80,7 +156,11 @@ pub fn endpoint_for(app_id: &str) -> Endpoint {
 }
 
 /// Creates an endpoint of `app_id`, first letting `shape` adjust it.
-pub async fn new_endpoint(store: &DynStore, app_id: &str, shape: impl FnOnce(&mut Endpoint)) -> Endpoint {
+pub async fn new_endpoint(
+    store: &DynStore,
+    app_id: &str,
+    shape: impl FnOnce(&mut Endpoint),
+) -> Endpoint {
     let mut ep = endpoint_for(app_id);
     shape(&mut ep);
     store.create_endpoint(&ep).await.expect("create endpoint");
@@ -114,7 +194,12 @@ pub async fn send(
 }
 
 /// An attempt on `delivery` that ended with `status` and HTTP `code`.
-pub fn attempt_on(delivery: &Delivery, status: MessageStatus, code: i32, at: DateTime<Utc>) -> Attempt {
+pub fn attempt_on(
+    delivery: &Delivery,
+    status: MessageStatus,
+    code: i32,
+    at: DateTime<Utc>,
+) -> Attempt {
     Attempt {
         id: new_id(IdKind::Attempt),
         app_id: delivery.app_id.clone(),
@@ -131,11 +216,25 @@ pub fn attempt_on(delivery: &Delivery, status: MessageStatus, code: i32, at: Dat
 }
 
 /// Records an attempt and moves the delivery to the attempt's status.
-pub async fn record(store: &DynStore, delivery: &Delivery, status: MessageStatus, code: i32) -> Attempt {
+pub async fn record(
+    store: &DynStore,
+    delivery: &Delivery,
+    status: MessageStatus,
+    code: i32,
+) -> Attempt {
     let at = now();
     let attempt = attempt_on(delivery, status, code, at);
-    let next = Delivery { status, attempts: delivery.attempts + 1, next_attempt: None, updated_at: at, ..delivery.clone() };
-    store.record_attempt(&attempt, &next).await.expect("record attempt");
+    let next = Delivery {
+        status,
+        attempts: delivery.attempts + 1,
+        next_attempt: None,
+        updated_at: at,
+        ..delivery.clone()
+    };
+    store
+        .record_attempt(&attempt, &next)
+        .await
+        .expect("record attempt");
     attempt
 }
 
@@ -154,7 +253,12 @@ pub fn sorted(mut ids: Vec<String>) -> Vec<String> {
 
 /// Follows a listing page by page, the way the API's iterator does, and
 /// returns the keys seen in order. Checks that no page exceeds its limit.
-pub async fn walk<T, F, Fut>(limit: u32, desc: bool, mut fetch: F, key: impl Fn(&T) -> String) -> Vec<String>
+pub async fn walk<T, F, Fut>(
+    limit: u32,
+    desc: bool,
+    mut fetch: F,
+    key: impl Fn(&T) -> String,
+) -> Vec<String>
 where
     F: FnMut(PageReq) -> Fut,
     Fut: Future<Output = hookd_store::Result<Vec<T>>>,
@@ -163,7 +267,11 @@ where
     let mut page = PageReq::first(limit, desc);
     loop {
         let rows = fetch(page.clone()).await.expect("list page");
-        assert!(rows.len() <= limit as usize, "page of {} rows exceeds limit {limit}", rows.len());
+        assert!(
+            rows.len() <= limit as usize,
+            "page of {} rows exceeds limit {limit}",
+            rows.len()
+        );
         let full = rows.len() == limit as usize;
         seen.extend(rows.iter().map(&key));
         if !full || rows.is_empty() {
@@ -172,9 +280,4 @@ where
         assert!(seen.len() < 10_000, "pagination does not terminate");
         page.after = seen.last().cloned();
     }
-}
-
-/// The store answers a readiness check.
-pub async fn ping_succeeds_on_an_open_store(store: DynStore) {
-    store.ping().await.expect("ping");
 }

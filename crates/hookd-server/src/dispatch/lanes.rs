@@ -1,0 +1,266 @@
+//! Fair scheduling. Due leases are parked in a lane per endpoint; a lane sends
+//! at most `endpoint_concurrency` requests at once and, when the endpoint has a
+//! `throttleRate`, no faster than that rate. Excess work waits in its own lane
+//! (never dropped), so one slow endpoint cannot hold anyone else's capacity.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use hookd_queue::Lease;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, StepReport};
+
+/// Most leases held in memory (parked plus in flight) before the feeder pauses.
+const MAX_BUFFERED: usize = 200_000;
+/// How long a lease whose step failed (store or queue trouble) waits before retrying.
+const ERROR_BACKOFF: Duration = Duration::from_secs(5);
+
+struct Lane {
+    in_flight: usize,
+    backlog: VecDeque<Lease>,
+    /// The throttle in force and its limiter.
+    limiter: Option<(u32, DefaultDirectRateLimiter)>,
+    /// Set while a wake-up for a throttled lane is scheduled.
+    waiting: bool,
+}
+
+impl Lane {
+    fn new() -> Self {
+        Self {
+            in_flight: 0,
+            backlog: VecDeque::new(),
+            limiter: None,
+            waiting: false,
+        }
+    }
+
+    fn set_rate(&mut self, rate: Option<u32>) {
+        match (rate.and_then(NonZeroU32::new), &self.limiter) {
+            (None, _) => self.limiter = None,
+            (Some(r), Some((cur, _))) if *cur == r.get() => {}
+            (Some(r), _) => {
+                let quota = Quota::per_second(r).allow_burst(NonZeroU32::MIN);
+                self.limiter = Some((r.get(), RateLimiter::direct(quota)));
+            }
+        }
+    }
+}
+
+struct Done {
+    endpoint_id: String,
+    report: Option<StepReport>,
+}
+
+pub(super) struct Scheduler {
+    engine: Arc<Engine>,
+    lanes: HashMap<String, Lane>,
+    in_flight: usize,
+    buffered: usize,
+    wakeups: BinaryHeap<Reverse<(Instant, String)>>,
+    /// Lanes that had work but hit the global in-flight cap.
+    starved: VecDeque<String>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    running: JoinSet<()>,
+}
+
+impl Scheduler {
+    pub(super) fn new(engine: Arc<Engine>) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Self {
+            engine,
+            lanes: HashMap::new(),
+            in_flight: 0,
+            buffered: 0,
+            wakeups: BinaryHeap::new(),
+            starved: VecDeque::new(),
+            done_tx,
+            done_rx,
+            running: JoinSet::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let (lease_tx, mut lease_rx) = mpsc::channel::<Vec<Lease>>(64);
+        let feeder_stop = shutdown.child_token();
+        let feeder = tokio::spawn(feed(self.engine.clone(), lease_tx, feeder_stop.clone()));
+        loop {
+            let next_wake = self.wakeups.peek().map(|Reverse((at, _))| *at);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                Some(leases) = lease_rx.recv(), if self.buffered < MAX_BUFFERED => self.on_leases(leases),
+                _ = tokio::time::sleep_until(next_wake.unwrap_or_else(Instant::now)), if next_wake.is_some() => self.on_wake(),
+                // Reap finished step tasks so the set does not grow.
+                Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
+            }
+        }
+        feeder_stop.cancel();
+        let _ = feeder.await;
+        let grace = self.engine.config.shutdown_grace;
+        tracing::info!(
+            in_flight = self.in_flight,
+            ?grace,
+            "dispatcher stopping; letting in-flight requests finish"
+        );
+        let drained = tokio::time::timeout(grace, async {
+            while self.running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("grace period over; unfinished deliveries stay pending and resume on the next start");
+            self.running.abort_all();
+        }
+    }
+
+    fn on_leases(&mut self, leases: Vec<Lease>) {
+        let mut touched = Vec::new();
+        for lease in leases {
+            let ep = lease.task.endpoint_id.clone();
+            self.lanes
+                .entry(ep.clone())
+                .or_insert_with(Lane::new)
+                .backlog
+                .push_back(lease);
+            self.buffered += 1;
+            touched.push(ep);
+        }
+        touched.dedup();
+        for ep in touched {
+            self.launch(&ep);
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        self.in_flight -= 1;
+        if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
+            lane.in_flight -= 1;
+            if let Some(report) = &done.report {
+                lane.set_rate(report.throttle_rate);
+            }
+        }
+        self.launch(&done.endpoint_id);
+        // A slot opened up globally: give starved lanes a turn, oldest first.
+        for _ in 0..self.starved.len() {
+            if self.in_flight >= self.engine.config.max_in_flight {
+                break;
+            }
+            if let Some(ep) = self.starved.pop_front() {
+                self.launch(&ep);
+            }
+        }
+        self.forget_if_idle(&done.endpoint_id);
+    }
+
+    fn on_wake(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _))) = self.wakeups.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, ep)) = self.wakeups.pop().expect("peeked");
+            if let Some(lane) = self.lanes.get_mut(&ep) {
+                lane.waiting = false;
+            }
+            self.launch(&ep);
+        }
+    }
+
+    /// Starts as many of the lane's parked leases as its limits allow.
+    fn launch(&mut self, ep: &str) {
+        let cap = self.engine.config.endpoint_concurrency;
+        let max = self.engine.config.max_in_flight;
+        let Some(lane) = self.lanes.get_mut(ep) else {
+            return;
+        };
+        while lane.in_flight < cap && !lane.backlog.is_empty() && !lane.waiting {
+            if self.in_flight >= max {
+                if !self.starved.iter().any(|s| s == ep) {
+                    self.starved.push_back(ep.to_string());
+                }
+                return;
+            }
+            if let Some((_, limiter)) = &lane.limiter {
+                if let Err(not_until) = limiter.check() {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    lane.waiting = true;
+                    self.wakeups
+                        .push(Reverse((Instant::now() + wait, ep.to_string())));
+                    return;
+                }
+            }
+            let lease = lane.backlog.pop_front().expect("checked non-empty");
+            lane.in_flight += 1;
+            self.in_flight += 1;
+            self.buffered -= 1;
+            let engine = self.engine.clone();
+            let done = self.done_tx.clone();
+            let endpoint_id = ep.to_string();
+            self.running.spawn(async move {
+                let report = match engine.process(&lease).await {
+                    Ok(report) => Some(report),
+                    Err(e) => {
+                        tracing::error!(error = ?e, delivery.id = %lease.task.delivery_id, "delivery step failed; will retry");
+                        let mut task = lease.task.clone();
+                        task.due = hookd_core::model::now() + chrono::Duration::from_std(ERROR_BACKOFF).unwrap_or_default();
+                        if let Err(e) = engine.queue.push(vec![task]).await {
+                            tracing::error!(error = %e, "could not re-queue; the delivery stays pending until restart");
+                        }
+                        None
+                    }
+                };
+                let _ = done.send(Done { endpoint_id, report });
+            });
+        }
+    }
+
+    fn forget_if_idle(&mut self, ep: &str) {
+        if let Some(lane) = self.lanes.get(ep) {
+            if lane.in_flight == 0
+                && lane.backlog.is_empty()
+                && lane.limiter.is_none()
+                && !lane.waiting
+            {
+                self.lanes.remove(ep);
+            }
+        }
+    }
+}
+
+/// Moves due leases from the queue to the scheduler, pausing when it is full.
+async fn feed(engine: Arc<Engine>, tx: mpsc::Sender<Vec<Lease>>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let popped = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = engine.queue.pop(512, Duration::from_secs(1)) => r,
+        };
+        match popped {
+            Ok(leases) if leases.is_empty() => {}
+            Ok(leases) => {
+                backoff = Duration::from_millis(100);
+                if tx.send(leases).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?backoff, "queue unavailable; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The delivery engine. [`Engine::run`] is a loop that takes due tasks from the
+//! queue and runs [`Engine::process`] (the step) for each, fairly: every
+//! endpoint has its own lane with a cap on concurrent requests and an optional
+//! rate (`throttleRate`), so a slow or dead endpoint only ever holds its own
+//! lane's slots and never delays anyone else.
+
+mod lanes;
+pub mod opevents;
+pub mod request;
+mod step;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookd_core::model::{Delivery, MessageStatus};
+use hookd_core::retry::RetryPolicy;
+use hookd_queue::{Queue, Task};
+use hookd_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbound::WebhookClient;
+pub use opevents::{OpEvent, OpEvents};
+pub use request::HeaderFamily;
+pub use step::{Outcome, StepReport};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Deployment-wide retry schedule (endpoints may override it).
+    pub retry: RetryPolicy,
+    /// Default per-request timeout.
+    pub request_timeout: Duration,
+    /// Default signature header family.
+    pub header_family: HeaderFamily,
+    /// Most requests in flight across all endpoints.
+    pub max_in_flight: usize,
+    /// Most requests in flight to one endpoint.
+    pub endpoint_concurrency: usize,
+    /// Failed attempts of one message after which `message.attempt.failing` is sent.
+    pub failing_after: u32,
+    /// An endpoint failing without any success for this long is disabled.
+    pub disable_after: Duration,
+    /// How long in-flight requests may finish after shutdown is requested.
+    pub shutdown_grace: Duration,
+    /// uid of the application whose endpoints receive operational events.
+    pub operational_app_uid: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(15),
+            header_family: HeaderFamily::Webhook,
+            max_in_flight: 1024,
+            endpoint_concurrency: 32,
+            failing_after: 4,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            shutdown_grace: Duration::from_secs(30),
+            operational_app_uid: "hookd-operational".into(),
+        }
+    }
+}
+
+/// The queue task for a delivery, due at its next attempt (or now).
+pub fn task_for(d: &Delivery, manual: bool) -> Task {
+    Task {
+        delivery_id: d.id.clone(),
+        msg_id: d.msg_id.clone(),
+        endpoint_id: d.endpoint_id.clone(),
+        app_id: d.app_id.clone(),
+        due: if manual {
+            hookd_core::model::now()
+        } else {
+            d.next_attempt.unwrap_or_else(hookd_core::model::now)
+        },
+        manual,
+    }
+}
+
+/// Which endpoints are known to have no failing clock running, so that a
+/// success on a healthy endpoint costs no write.
+#[derive(Default)]
+struct HealthCache(Mutex<HashSet<String>>);
+
+impl HealthCache {
+    fn needs_clear(&self, ep: &str) -> bool {
+        !self.0.lock().expect("health cache poisoned").contains(ep)
+    }
+    fn mark_healthy(&self, ep: &str) {
+        self.0
+            .lock()
+            .expect("health cache poisoned")
+            .insert(ep.to_string());
+    }
+    fn mark_failing(&self, ep: &str) {
+        self.0.lock().expect("health cache poisoned").remove(ep);
+    }
+}
+
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub client: WebhookClient,
+    pub config: EngineConfig,
+    pub opevents: OpEvents,
+    health: HealthCache,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        client: WebhookClient,
+        config: EngineConfig,
+    ) -> Self {
+        let opevents = OpEvents {
+            app_uid: config.operational_app_uid.clone(),
+        };
+        Self {
+            store,
+            queue,
+            client,
+            config,
+            opevents,
+            health: HealthCache::default(),
+        }
+    }
+
+    /// Puts every pending delivery back on the queue: run once at start-up so that
+    /// anything accepted before a crash or restart is delivered.
+    pub async fn requeue_pending(&self) -> anyhow::Result<usize> {
+        let mut after: Option<String> = None;
+        let mut total = 0;
+        loop {
+            let page = self
+                .store
+                .list_pending_deliveries(after.as_deref(), 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            total += page.len();
+            let tasks = page
+                .iter()
+                .filter(|d| matches!(d.status, MessageStatus::Pending | MessageStatus::Sending))
+                .map(|d| task_for(d, false))
+                .collect();
+            self.queue.push(tasks).await?;
+        }
+        Ok(total)
+    }
+
+    /// Runs the dispatch loop until `shutdown`, then lets in-flight requests
+    /// finish for up to the grace period. Anything unfinished stays pending in
+    /// the store and is picked up on the next start.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        if let Err(e) = self.opevents.ensure_app(&self).await {
+            tracing::warn!(error = ?e, "could not create the operational-webhooks application");
+        }
+        lanes::Scheduler::new(self).run(shutdown).await;
+    }
+}

@@ -1,0 +1,286 @@
+//! Attempts: filed together with their delivery's state, filtered, paged,
+//! scoped to their app and message, and expunged.
+
+use hookd_core::model::{Attempt, Delivery, MessageStatus, TriggerType};
+use hookd_core::{new_id, IdKind};
+use hookd_store::{AttemptFilter, PageReq, StoreError};
+
+use super::{
+    asc, attempt_on, desc, new_app, new_endpoint, now, record, secs, send, sorted, walk, DynStore,
+};
+
+pub async fn recording_an_attempt_updates_its_delivery(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let (msg, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    let at = now();
+    let attempt = Attempt {
+        trigger_type: TriggerType::Manual,
+        ..attempt_on(&deliveries[0], MessageStatus::Fail, 500, at)
+    };
+    let next = Delivery {
+        status: MessageStatus::Pending,
+        attempts: 1,
+        next_attempt: Some(at + secs(5)),
+        updated_at: at,
+        ..deliveries[0].clone()
+    };
+    store.record_attempt(&attempt, &next).await.unwrap();
+
+    assert_eq!(store.delivery(&next.id).await.unwrap(), Some(next));
+    assert_eq!(
+        store.attempt(&app.id, &msg.id, &attempt.id).await.unwrap(),
+        Some(attempt)
+    );
+}
+
+pub async fn recording_an_attempt_for_a_missing_delivery_stores_nothing(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let (msg, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    let ghost = Delivery {
+        id: new_id(IdKind::Destination),
+        status: MessageStatus::Success,
+        ..deliveries[0].clone()
+    };
+    let attempt = attempt_on(&ghost, MessageStatus::Success, 200, now());
+
+    assert!(matches!(
+        store.record_attempt(&attempt, &ghost).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.attempt(&app.id, &msg.id, &attempt.id).await.unwrap(),
+        None,
+        "the attempt was rolled back"
+    );
+    assert_eq!(
+        store.delivery(&deliveries[0].id).await.unwrap().as_ref(),
+        Some(&deliveries[0])
+    );
+}
+
+pub async fn attempt_filters_select_by_status_code_class_and_message(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep1 = new_endpoint(&store, &app.id, |_| {}).await;
+    let ep2 = new_endpoint(&store, &app.id, |_| {}).await;
+    let (ma, da) = send(&store, &app.id, "a", |m| {
+        m.channels = Some(vec!["x".to_owned()]);
+        m.tags = Some(vec!["t".to_owned()]);
+    })
+    .await;
+    let (_mb, db) = send(&store, &app.id, "b", |_| {}).await;
+    let on = |ds: &[Delivery], ep: &str| ds.iter().find(|d| d.endpoint_id == ep).unwrap().clone();
+
+    let t0 = now() - secs(60);
+    let plan = [
+        (on(&da, &ep1.id), MessageStatus::Fail, 0),
+        (on(&da, &ep1.id), MessageStatus::Success, 200),
+        (on(&da, &ep2.id), MessageStatus::Fail, 503),
+        (on(&db, &ep1.id), MessageStatus::Fail, 404),
+        (on(&db, &ep2.id), MessageStatus::Success, 201),
+    ];
+    let mut made = Vec::new();
+    for (i, (d, status, code)) in plan.into_iter().enumerate() {
+        let attempt = attempt_on(&d, status, code, t0 + secs(i as i64));
+        store
+            .record_attempt(&attempt, &Delivery { status, ..d })
+            .await
+            .unwrap();
+        made.push(attempt.id);
+    }
+    // Another app's attempts never show up.
+    let stranger = new_app(&store).await;
+    new_endpoint(&store, &stranger.id, |_| {}).await;
+    let (_, theirs) = send(&store, &stranger.id, "a", |m| {
+        m.channels = Some(vec!["x".to_owned()])
+    })
+    .await;
+    record(&store, &theirs[0], MessageStatus::Fail, 0).await;
+
+    let ids = |idx: &[usize]| sorted(idx.iter().map(|&i| made[i].clone()).collect());
+    let found = |filter: AttemptFilter| {
+        let (store, app_id) = (store.clone(), app.id.clone());
+        async move {
+            let rows = store
+                .list_attempts(&app_id, &filter, &asc(50))
+                .await
+                .unwrap();
+            rows.into_iter().map(|a| a.id).collect::<Vec<_>>()
+        }
+    };
+    let f = AttemptFilter::default;
+    assert_eq!(found(f()).await, ids(&[0, 1, 2, 3, 4]));
+    assert_eq!(
+        found(AttemptFilter {
+            msg_id: Some(ma.id.clone()),
+            ..f()
+        })
+        .await,
+        ids(&[0, 1, 2])
+    );
+    assert_eq!(
+        found(AttemptFilter {
+            endpoint_id: Some(ep2.id.clone()),
+            ..f()
+        })
+        .await,
+        ids(&[2, 4])
+    );
+    assert_eq!(
+        found(AttemptFilter {
+            status: Some(MessageStatus::Success),
+            ..f()
+        })
+        .await,
+        ids(&[1, 4])
+    );
+    let class = |c: i32| AttemptFilter {
+        status_code_class: Some(c),
+        ..f()
+    };
+    assert_eq!(found(class(0)).await, ids(&[0]));
+    assert_eq!(found(class(200)).await, ids(&[1, 4]));
+    assert_eq!(found(class(300)).await, ids(&[]));
+    assert_eq!(found(class(400)).await, ids(&[3]));
+    assert_eq!(found(class(500)).await, ids(&[2]));
+    assert_eq!(
+        found(AttemptFilter {
+            channel: Some("x".to_owned()),
+            ..f()
+        })
+        .await,
+        ids(&[0, 1, 2])
+    );
+    assert_eq!(
+        found(AttemptFilter {
+            tag: Some("t".to_owned()),
+            ..f()
+        })
+        .await,
+        ids(&[0, 1, 2])
+    );
+    assert_eq!(
+        found(AttemptFilter {
+            event_types: Some(vec!["b".to_owned()]),
+            ..f()
+        })
+        .await,
+        ids(&[3, 4])
+    );
+    assert_eq!(
+        found(AttemptFilter {
+            before: Some(t0 + secs(2)),
+            ..f()
+        })
+        .await,
+        ids(&[0, 1])
+    );
+    assert_eq!(
+        found(AttemptFilter {
+            after: Some(t0 + secs(2)),
+            ..f()
+        })
+        .await,
+        ids(&[3, 4])
+    );
+    let failed_on_a = AttemptFilter {
+        msg_id: Some(ma.id.clone()),
+        status: Some(MessageStatus::Fail),
+        ..f()
+    };
+    assert_eq!(found(failed_on_a).await, ids(&[0, 2]));
+}
+
+pub async fn attempts_page_newest_first(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let (_, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            record(&store, &deliveries[0], MessageStatus::Fail, 500)
+                .await
+                .id,
+        );
+    }
+    let mut newest_first = sorted(ids);
+    newest_first.reverse();
+    let list = |p: PageReq| {
+        let (s, app_id) = (store.clone(), app.id.clone());
+        async move {
+            s.list_attempts(&app_id, &AttemptFilter::default(), &p)
+                .await
+        }
+    };
+    assert_eq!(walk(2, true, list, |a| a.id.clone()).await, newest_first);
+}
+
+pub async fn attempts_are_scoped_to_their_app_and_message(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let (msg, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    let (other_msg, _) = send(&store, &app.id, "user.created", |_| {}).await;
+    let attempt = record(&store, &deliveries[0], MessageStatus::Success, 204).await;
+    let stranger = new_app(&store).await;
+
+    assert_eq!(
+        store.attempt(&app.id, &msg.id, &attempt.id).await.unwrap(),
+        Some(attempt.clone())
+    );
+    assert_eq!(
+        store
+            .attempt(&app.id, &other_msg.id, &attempt.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .attempt(&stranger.id, &msg.id, &attempt.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .list_attempts(&stranger.id, &AttemptFilter::default(), &desc(10))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn expunged_attempt_reads_back_without_response(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let (msg, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    let (other_msg, _) = send(&store, &app.id, "user.created", |_| {}).await;
+    let attempt = record(&store, &deliveries[0], MessageStatus::Fail, 500).await;
+    assert!(attempt.response.is_some());
+
+    assert!(!store
+        .expunge_attempt_content(&app.id, &other_msg.id, &attempt.id)
+        .await
+        .unwrap());
+    assert!(store
+        .expunge_attempt_content(&app.id, &msg.id, &attempt.id)
+        .await
+        .unwrap());
+    let expunged = Attempt {
+        response: None,
+        ..attempt.clone()
+    };
+    assert_eq!(
+        store.attempt(&app.id, &msg.id, &attempt.id).await.unwrap(),
+        Some(expunged.clone())
+    );
+    let listed = store
+        .list_attempts(&app.id, &AttemptFilter::default(), &desc(10))
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![expunged]);
+    let missing = new_id(IdKind::Attempt);
+    assert!(!store
+        .expunge_attempt_content(&app.id, &msg.id, &missing)
+        .await
+        .unwrap());
+}

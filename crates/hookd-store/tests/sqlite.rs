@@ -1,0 +1,146 @@
+//! Runs the store conformance suite against the embedded SQLite backend, one
+//! fresh database file per test, plus the behaviour only a file has: reopening,
+//! URL forms, the journal mode, and closing.
+
+#[macro_use]
+mod conformance;
+
+use std::sync::Arc;
+
+use hookd_store::sqlite::SqliteStore;
+use hookd_store::{MessageFilter, Store, StoreError};
+use tempfile::TempDir;
+
+use conformance::{asc, new_app, new_endpoint, send, DynStore};
+
+/// A migrated store on a new file in its own directory, which lives as long
+/// as the returned guard. SQLite is always available, so this never skips.
+async fn fresh() -> Option<(DynStore, TempDir)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
+    let store = hookd_store::open(&url).await.expect("open store");
+    Some((store, dir))
+}
+
+conformance_tests!(fresh);
+
+#[tokio::test]
+async fn data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
+
+    let first = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let store: DynStore = first.clone();
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |_| {}).await;
+    let (msg, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    drop(store);
+    first.close().await;
+
+    // A second open of the same file sees everything and migrates nothing twice.
+    let reopened: DynStore = Arc::new(SqliteStore::open(&url).await.unwrap());
+    assert_eq!(
+        reopened.app_by_key(&app.id).await.unwrap(),
+        Some(app.clone())
+    );
+    assert_eq!(
+        reopened.endpoint_by_key(&app.id, &ep.id).await.unwrap(),
+        Some(ep)
+    );
+    assert_eq!(
+        reopened.message_by_key(&app.id, &msg.id).await.unwrap(),
+        Some(msg)
+    );
+    assert_eq!(
+        reopened.list_pending_deliveries(None, 10).await.unwrap(),
+        deliveries
+    );
+}
+
+#[tokio::test]
+async fn closed_store_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite:{}", dir.path().join("x.db").display()))
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn opens_double_slash_urls_and_creates_missing_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("deeper").join("hookd.db");
+    let store = hookd_store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    assert!(path.exists(), "the database file was created");
+}
+
+#[tokio::test]
+async fn database_file_uses_write_ahead_logging() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookd.db");
+    let store = SqliteStore::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    store.close().await;
+
+    // The journal mode is a property of the file; read it with a bare connection.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_store_is_one_database_for_every_caller() {
+    let store = hookd_store::open("sqlite::memory:").await.unwrap();
+    let app = new_app(&store).await;
+    // Concurrent callers, who would each get their own database if the pool
+    // opened several connections, all see the same rows.
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, id) = (store.clone(), app.id.clone());
+            tokio::spawn(async move { store.app_by_key(&id).await.unwrap() })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), Some(app.clone()));
+    }
+    let (msg, _) = send(&store, &app.id, "x", |_| {}).await;
+    assert_eq!(
+        store
+            .list_messages(&app.id, &MessageFilter::default(), &asc(5))
+            .await
+            .unwrap(),
+        vec![msg]
+    );
+
+    // Separate in-memory stores do not share data.
+    let other = hookd_store::open("sqlite::memory:").await.unwrap();
+    assert_eq!(other.app_by_key(&app.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn unsupported_url_schemes_are_refused() {
+    let err = hookd_store::open("mysql://localhost/hookd")
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_url_without_a_path_is_refused() {
+    assert!(SqliteStore::open("sqlite:").await.is_err());
+}
