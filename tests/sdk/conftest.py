@@ -2,8 +2,9 @@
 
 The suite talks to an already running hookd: `HOOKD_URL` is its base URL and
 `HOOKD_TOKEN` an admin token. `crates/hookd/tests/sdk_python.rs` starts a fresh
-server and sets both; to run the suite by hand, start `hookd serve` yourself and
-export them.
+server and sets both; to run the suite by hand, start `hookd serve` yourself
+(with `HOOKD_ALLOWED_NETWORKS=127.0.0.0/8`, so that it may deliver to the
+suite's loopback receiver) and export them.
 """
 
 import os
@@ -11,6 +12,8 @@ import os
 import httpx
 import pytest
 from svix.api import Svix, SvixOptions
+
+from helpers import Receiver, new_app, new_event_type
 
 
 def _required_env(name: str) -> str:
@@ -59,3 +62,23 @@ def raw(server_url, admin_token):
         timeout=15.0,
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def receiver():
+    """A webhook receiver on 127.0.0.1 that records what hookd delivers."""
+    rx = Receiver()
+    yield rx
+    rx.close()
+
+
+@pytest.fixture
+def app(svix):
+    """A fresh application of the test's own."""
+    return new_app(svix)
+
+
+@pytest.fixture(scope="module")
+def event_types(svix):
+    """Two event types endpoints can filter on."""
+    return new_event_type(svix, "user.created"), new_event_type(svix, "user.deleted")

@@ -43,9 +43,8 @@ fn python_svix_sdk_drives_every_api_method() {
     eprintln!("{}", run.stderr);
     assert!(
         run.status.success(),
-        "the SDK suite failed ({}), see the pytest output above\n--- hookd output ---\n{}",
-        run.status,
-        server.output()
+        "the SDK suite failed ({}), see the pytest output above",
+        run.status
     );
 }
 

@@ -31,6 +31,9 @@ struct Lane {
     limiter: Option<(u32, DefaultDirectRateLimiter)>,
     /// Set while a wake-up for a throttled lane is scheduled.
     waiting: bool,
+    /// False until a step has reported the endpoint's settings; until then the
+    /// lane sends one request at a time so an unknown throttle is never exceeded.
+    known: bool,
 }
 
 impl Lane {
@@ -40,6 +43,7 @@ impl Lane {
             backlog: VecDeque::new(),
             limiter: None,
             waiting: false,
+            known: false,
         }
     }
 
@@ -145,8 +149,9 @@ impl Scheduler {
         self.in_flight -= 1;
         if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
             lane.in_flight -= 1;
-            if let Some(report) = &done.report {
-                lane.set_rate(report.throttle_rate);
+            if let Some(rate) = done.report.as_ref().and_then(|r| r.throttle_rate) {
+                lane.set_rate(rate);
+                lane.known = true;
             }
         }
         self.launch(&done.endpoint_id);

@@ -127,6 +127,14 @@ impl Engine {
         }
     }
 
+    /// Start-up work, done before the API accepts requests: creates the
+    /// operational-webhooks application and re-queues every pending delivery.
+    /// Returns how many deliveries were re-queued.
+    pub async fn prepare(&self) -> anyhow::Result<usize> {
+        self.opevents.ensure_app(self).await?;
+        self.requeue_pending().await
+    }
+
     /// Puts every pending delivery back on the queue: run once at start-up so that
     /// anything accepted before a crash or restart is delivered.
     pub async fn requeue_pending(&self) -> anyhow::Result<usize> {
@@ -154,9 +162,6 @@ impl Engine {
     /// finish for up to the grace period. Anything unfinished stays pending in
     /// the store and is picked up on the next start.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        if let Err(e) = self.opevents.ensure_app(&self).await {
-            tracing::warn!(error = ?e, "could not create the operational-webhooks application");
-        }
         lanes::Scheduler::new(self).run(shutdown).await;
     }
 }

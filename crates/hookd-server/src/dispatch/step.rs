@@ -28,8 +28,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepReport {
     pub endpoint_id: String,
-    /// The endpoint's throttle, when it was loaded, so the scheduler can pace it.
-    pub throttle_rate: Option<u32>,
+    /// The endpoint's throttle, so the scheduler can pace it; `None` when the
+    /// endpoint was not loaded (the step ended before that).
+    pub throttle_rate: Option<Option<u32>>,
     pub outcome: Outcome,
 }
 
@@ -73,7 +74,7 @@ impl Engine {
             delivery.updated_at = model::now();
             self.store.upsert_delivery(&delivery).await?;
             self.queue.ack(std::slice::from_ref(lease)).await?;
-            return Ok(skip("endpoint is disabled", ep.throttle_rate));
+            return Ok(skip("endpoint is disabled", Some(ep.throttle_rate)));
         }
         let msg = self
             .store
@@ -85,7 +86,10 @@ impl Engine {
             delivery.updated_at = model::now();
             self.store.upsert_delivery(&delivery).await?;
             self.queue.ack(std::slice::from_ref(lease)).await?;
-            return Ok(skip("message or its payload is gone", ep.throttle_rate));
+            return Ok(skip(
+                "message or its payload is gone",
+                Some(ep.throttle_rate),
+            ));
         };
 
         let now = model::now();
@@ -156,7 +160,7 @@ impl Engine {
         }
         Ok(StepReport {
             endpoint_id: ep.id,
-            throttle_rate: ep.throttle_rate,
+            throttle_rate: Some(ep.throttle_rate),
             outcome,
         })
     }

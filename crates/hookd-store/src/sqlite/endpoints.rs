@@ -115,7 +115,7 @@ pub(super) async fn update(pool: &SqlitePool, ep: &Endpoint) -> Result<()> {
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, disabled = ?, throttle_rate = ?, \
          event_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, old_secrets = ?, settings = ?, \
          created_at = ?, updated_at = ?, \
-         failing_since = CASE WHEN disabled AND NOT ?4 THEN NULL ELSE failing_since END \
+         failing_since = CASE WHEN disabled AND NOT ? THEN NULL ELSE failing_since END \
          WHERE id = ? AND app_id = ?",
     )
     .bind(&ep.uid)
@@ -132,6 +132,7 @@ pub(super) async fn update(pool: &SqlitePool, ep: &Endpoint) -> Result<()> {
     .bind(json(&ep.settings)?)
     .bind(ms(ep.created_at))
     .bind(ms(ep.updated_at))
+    .bind(ep.disabled)
     .bind(&ep.id)
     .bind(&ep.app_id)
     .execute(pool)

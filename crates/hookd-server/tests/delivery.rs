@@ -1,0 +1,629 @@
+//! Delivery engine behaviour, end to end: the real server, real receivers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{eventually, Receiver, Reply, TestServer};
+use hookd_core::retry::RetryPolicy;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn message_is_delivered_with_exact_payload_and_signature_headers() {
+    let srv = TestServer::start().await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("acme").await;
+    let ep = srv
+        .endpoint(&app, json!({"url": rx.url, "headers": {"X-Tenant": "t1"}}))
+        .await;
+    let raw = r#"{"b": [1, 2,3],   "a": "ü"}"#;
+    let (s, msg) = srv
+        .call(
+            "POST",
+            &format!("/app/{app}/msg"),
+            Some(
+                serde_json::from_str(&format!(r#"{{"eventType":"x.y","payload":{raw}}}"#)).unwrap(),
+            ),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let hit = &rx.wait_for(1, WAIT).await[0];
+    // reqwest's json() re-serialises; what matters is that hookd sends what it stored.
+    let (_, stored) = srv
+        .get(&format!("/app/{app}/msg/{}", msg["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&hit.body).unwrap(),
+        stored["payload"]
+    );
+    assert_eq!(hit.header("webhook-id"), msg["id"].as_str().unwrap());
+    assert_eq!(hit.header("content-type"), "application/json");
+    assert!(hit.header("user-agent").contains("hookd"));
+    assert_eq!(hit.header("x-tenant"), "t1");
+    let (_, secret) = srv
+        .get(&format!(
+            "/app/{app}/endpoint/{}/secret",
+            ep["id"].as_str().unwrap()
+        ))
+        .await;
+    let key = hookd_core::signing::EndpointSecret::parse(secret["key"].as_str().unwrap()).unwrap();
+    let ts: i64 = hit.header("webhook-timestamp").parse().unwrap();
+    assert!(
+        (ts - chrono::Utc::now().timestamp()).abs() < 30,
+        "timestamp is taken at send time"
+    );
+    let expected =
+        hookd_core::signing::sign_standard(&[key], hit.header("webhook-id"), ts, &hit.body);
+    assert_eq!(hit.header("webhook-signature"), expected);
+}
+
+#[tokio::test]
+async fn raw_payload_bytes_are_sent_exactly_as_posted() {
+    let srv = TestServer::start().await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("raw").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let body = r#"{"eventType":"x.y","payload":{"z": 1,   "a" : [ true ,null ], "n": 1.50}}"#;
+    let resp = srv
+        .http
+        .post(format!("{}/api/v1/app/{app}/msg", srv.url))
+        .bearer_auth(common::TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let hit = &rx.wait_for(1, WAIT).await[0];
+    assert_eq!(
+        &hit.body[..],
+        br#"{"z": 1,   "a" : [ true ,null ], "n": 1.50}"#
+    );
+}
+
+#[tokio::test]
+async fn failed_delivery_is_retried_on_schedule_then_marked_failed() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("0.3,0.6")
+            .unwrap()
+            .with_jitter(0.0)
+    })
+    .await;
+    let rx = Receiver::start(|_| Reply::status(500)).await;
+    let app = srv.app("retry").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let msg = srv.send(&app, "a.b", json!({})).await;
+    let hits = rx.wait_for(3, WAIT).await;
+    let gaps: Vec<f64> = hits
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64())
+        .collect();
+    assert!(
+        gaps[0] >= 0.28 && gaps[0] < 1.0,
+        "first retry after ~0.3 s, got {gaps:?}"
+    );
+    assert!(
+        gaps[1] >= 0.58 && gaps[1] < 1.5,
+        "second retry after ~0.6 s, got {gaps:?}"
+    );
+    let failed = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+        (b["data"][0]["status"] == 2).then_some(b)
+    })
+    .await;
+    assert!(failed.is_some(), "delivery should end as failed");
+    // No fourth attempt once the schedule is exhausted.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.count(), 3);
+    let (_, attempts) = srv
+        .get(&format!("/app/{app}/attempt/endpoint/{ep_id}"))
+        .await;
+    assert_eq!(attempts["data"].as_array().unwrap().len(), 3);
+    assert!(attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["responseStatusCode"] == 500 && a["triggerType"] == 0));
+}
+
+#[tokio::test]
+async fn redirect_is_a_failure_and_is_not_followed() {
+    let srv =
+        TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
+    let target = Receiver::ok().await;
+    let target_url = target.url.clone();
+    let rx = Receiver::start(move |_| Reply::status(302).header("location", &target_url)).await;
+    let app = srv.app("redir").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let msg = srv.send(&app, "a.b", json!({})).await;
+    rx.wait_for(1, WAIT).await;
+    let got = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+        b["data"].as_array().filter(|d| !d.is_empty()).cloned()
+    })
+    .await
+    .unwrap();
+    assert_eq!(got[0]["responseStatusCode"], 302);
+    assert_eq!(got[0]["status"], 2, "3xx is a failure");
+    assert_eq!(target.count(), 0, "redirects are never followed");
+    let _ = ep;
+}
+
+#[tokio::test]
+async fn timeout_is_recorded_as_an_attempt_with_status_zero() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.request_timeout = Duration::from_millis(300);
+        s.engine.retry = RetryPolicy::parse_schedule("").unwrap();
+    })
+    .await;
+    let rx = Receiver::start(|_| Reply::ok().after(Duration::from_secs(3))).await;
+    let app = srv.app("slow").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let msg = srv.send(&app, "a.b", json!({})).await;
+    let got = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+        b["data"].as_array().filter(|d| !d.is_empty()).cloned()
+    })
+    .await
+    .unwrap();
+    assert_eq!(got[0]["responseStatusCode"], 0);
+    assert_eq!(got[0]["status"], 2);
+    assert!(
+        got[0]["response"].as_str().unwrap().contains("timed out"),
+        "{}",
+        got[0]
+    );
+    let ms = got[0]["responseDurationMs"].as_i64().unwrap();
+    assert!((250..3000).contains(&ms), "duration {ms} ms");
+}
+
+#[tokio::test]
+async fn retry_after_on_429_is_honoured() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("0.1").unwrap().with_jitter(0.0)
+    })
+    .await;
+    let rx = Receiver::start(|n| {
+        if n == 0 {
+            Reply::status(429).header("retry-after", "2")
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let app = srv.app("ra").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    srv.send(&app, "a.b", json!({})).await;
+    let hits = rx.wait_for(2, WAIT).await;
+    let gap = hits[1].at - hits[0].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "Retry-After: 2 must delay the retry, got {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_announces_it() {
+    let srv = TestServer::start().await;
+    let ops = Receiver::ok().await;
+    let rx = Receiver::start(|_| Reply::status(410)).await;
+    let app = srv.app("gone").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap().to_string();
+    srv.endpoint(
+        "hookd-operational",
+        json!({"url": ops.url, "eventTypes": null}),
+    )
+    .await;
+    srv.send(&app, "a.b", json!({})).await;
+    let disabled = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/endpoint/{ep_id}")).await;
+        (b["disabled"] == true).then_some(())
+    })
+    .await;
+    assert!(disabled.is_some(), "410 must disable the endpoint");
+    assert_eq!(rx.count(), 1, "no retry after 410");
+    let hit = &ops.wait_for(1, WAIT).await[0];
+    let ev: serde_json::Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(ev["type"], "endpoint.disabled");
+    assert_eq!(ev["data"]["endpointId"], ep_id.as_str());
+    // A disabled endpoint receives nothing more.
+    srv.send(&app, "a.b", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.count(), 1);
+}
+
+#[tokio::test]
+async fn exhaustion_emits_an_operational_event() {
+    let srv =
+        TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("0.05").unwrap())
+            .await;
+    let ops = Receiver::ok().await;
+    let rx = Receiver::start(|_| Reply::status(500)).await;
+    srv.endpoint("hookd-operational", json!({"url": ops.url}))
+        .await;
+    let app = srv.app("exh").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let msg = srv.send(&app, "a.b", json!({})).await;
+    let hit = &ops.wait_for(1, WAIT).await[0];
+    let ev: serde_json::Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(ev["type"], "message.attempt.exhausted");
+    assert_eq!(ev["data"]["msgId"], msg.as_str());
+    assert_eq!(ev["data"]["appUid"], "exh");
+    assert_eq!(ev["data"]["lastAttempt"]["responseStatusCode"], 500);
+    assert!(
+        hit.header("webhook-signature").starts_with("v1,"),
+        "operational events are signed too"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_failing_longer_than_the_limit_is_disabled() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2")
+            .unwrap()
+            .with_jitter(0.0);
+        s.engine.disable_after = Duration::from_millis(500);
+    })
+    .await;
+    let rx = Receiver::start(|_| Reply::status(500)).await;
+    let app = srv.app("flaky").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap().to_string();
+    srv.send(&app, "a.b", json!({})).await;
+    let disabled = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/endpoint/{ep_id}")).await;
+        (b["disabled"] == true).then_some(())
+    })
+    .await;
+    assert!(
+        disabled.is_some(),
+        "an endpoint failing for longer than disable_after is disabled"
+    );
+    assert!(
+        rx.count() >= 3 && rx.count() <= 6,
+        "disabled after ~0.5 s of failures, saw {} attempts",
+        rx.count()
+    );
+}
+
+#[tokio::test]
+async fn a_success_resets_the_failing_clock() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("0.3,0.3,0.3,0.3")
+            .unwrap()
+            .with_jitter(0.0);
+        s.engine.disable_after = Duration::from_millis(700);
+    })
+    .await;
+    // Fails for ~0.6 s, succeeds once, then fails again for ~0.6 s: never 0.7 s in a row.
+    let rx = Receiver::start(|n| {
+        if n == 2 {
+            Reply::ok()
+        } else {
+            Reply::status(500)
+        }
+    })
+    .await;
+    let app = srv.app("reset").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap().to_string();
+    srv.send(&app, "a.b", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    srv.send(&app, "a.b", json!({})).await;
+    rx.wait_for(6, WAIT).await;
+    let (_, b) = srv.get(&format!("/app/{app}/endpoint/{ep_id}")).await;
+    assert_eq!(
+        b["disabled"], false,
+        "the success in between must reset the clock"
+    );
+}
+
+#[tokio::test]
+async fn resend_sends_again_as_a_manual_attempt() {
+    let srv = TestServer::start().await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("resend").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let msg = srv.send(&app, "a.b", json!({"n": 1})).await;
+    rx.wait_for(1, WAIT).await;
+    let (s, _) = srv
+        .post(
+            &format!("/app/{app}/msg/{msg}/endpoint/{ep_id}/resend"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let hits = rx.wait_for(2, WAIT).await;
+    assert_eq!(
+        hits[0].header("webhook-id"),
+        hits[1].header("webhook-id"),
+        "the message id is stable"
+    );
+    let manual = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+        b["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|a| a["triggerType"] == 1).cloned())
+    })
+    .await;
+    assert!(manual.is_some(), "resend is recorded as a manual attempt");
+}
+
+#[tokio::test]
+async fn recover_requeues_failed_messages_and_reports_its_status() {
+    let srv =
+        TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = healthy.clone();
+    let rx = Receiver::start(move |_| {
+        if h.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::ok()
+        } else {
+            Reply::status(503)
+        }
+    })
+    .await;
+    let app = srv.app("recover").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    for i in 0..3 {
+        srv.send(&app, "a.b", json!({"i": i})).await;
+    }
+    rx.wait_for(3, WAIT).await;
+    eventually(WAIT, || async {
+        let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
+        (s["fail"] == 3).then_some(())
+    })
+    .await
+    .expect("three failed deliveries");
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (s, task) = srv
+        .post(
+            &format!("/app/{app}/endpoint/{ep_id}/recover"),
+            json!({"since": since}),
+        )
+        .await;
+    assert_eq!(s, 202, "{task}");
+    assert_eq!(task["task"], "endpoint.recover");
+    rx.wait_for(6, WAIT).await;
+    let finished = eventually(WAIT, || async {
+        let (_, t) = srv
+            .get(&format!(
+                "/background-task/{}",
+                task["id"].as_str().unwrap()
+            ))
+            .await;
+        (t["status"] == "finished").then_some(t)
+    })
+    .await
+    .expect("recover task finishes");
+    assert_eq!(finished["data"]["recovered"], 3);
+    let (_, stats) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
+    assert_eq!(stats["success"], 3);
+}
+
+#[tokio::test]
+async fn disabled_endpoint_gets_nothing_and_reenabling_does_not_flood_it() {
+    let srv = TestServer::start().await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("dis").await;
+    let ep = srv
+        .endpoint(&app, json!({"url": rx.url, "disabled": true}))
+        .await;
+    let ep_id = ep["id"].as_str().unwrap();
+    for _ in 0..3 {
+        srv.send(&app, "a.b", json!({})).await;
+    }
+    let (s, _) = srv
+        .call(
+            "PATCH",
+            &format!("/app/{app}/endpoint/{ep_id}"),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    srv.send(&app, "a.b", json!({"after": true})).await;
+    let hits = rx.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rx.count(),
+        1,
+        "only the message sent after re-enabling arrives"
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&hits[0].body).unwrap()["after"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn throttle_rate_holds_the_measured_rate() {
+    let srv = TestServer::start().await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("throttle").await;
+    srv.endpoint(&app, json!({"url": rx.url, "throttleRate": 20}))
+        .await;
+    let n = 41;
+    for i in 0..n {
+        srv.send(&app, "a.b", json!({"i": i})).await;
+    }
+    let hits = rx.wait_for(n, Duration::from_secs(20)).await;
+    let span = (hits[n - 1].at - hits[0].at).as_secs_f64();
+    let rate = (n - 1) as f64 / span;
+    assert!(
+        rate <= 22.0,
+        "throttleRate 20 must hold: measured {rate:.1}/s over {span:.2} s"
+    );
+    assert!(
+        rate >= 10.0,
+        "throttled, but not starved: measured {rate:.1}/s"
+    );
+}
+
+#[tokio::test]
+async fn slow_endpoint_does_not_delay_a_healthy_one() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.request_timeout = Duration::from_secs(15);
+        s.engine.endpoint_concurrency = 4;
+    })
+    .await;
+    let slow = Receiver::start(|_| Reply::ok().after(Duration::from_secs(10))).await;
+    let fast = Receiver::ok().await;
+    let app = srv.app("iso").await;
+    srv.endpoint(
+        &app,
+        json!({"url": slow.url, "eventTypes": null, "channels": ["slow"]}),
+    )
+    .await;
+    srv.endpoint(&app, json!({"url": fast.url, "channels": ["fast"]}))
+        .await;
+    // Fill the slow endpoint's lane well past its concurrency first.
+    for _ in 0..20 {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "channels": ["slow"]}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    slow.wait_for(1, WAIT).await;
+    let start = Instant::now();
+    for _ in 0..20 {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "channels": ["fast"]}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    fast.wait_for(20, Duration::from_secs(5)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "healthy deliveries waited behind the slow endpoint"
+    );
+    assert!(
+        slow.count() <= 4,
+        "the slow endpoint is capped at its concurrency"
+    );
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_unless_allow_listed() {
+    let srv = TestServer::start_with(|s| {
+        s.allowed_networks = vec![];
+        s.engine.retry = RetryPolicy::parse_schedule("").unwrap();
+    })
+    .await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("ssrf").await;
+    let port = rx
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    srv.endpoint(
+        &app,
+        json!({"url": format!("http://localhost:{port}/hook")}),
+    )
+    .await;
+    srv.endpoint(
+        &app,
+        json!({"url": format!("http://[::ffff:127.0.0.1]:{port}/hook")}),
+    )
+    .await;
+    let msg = srv.send(&app, "a.b", json!({})).await;
+    let attempts = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+        b["data"].as_array().filter(|d| d.len() == 3).cloned()
+    })
+    .await
+    .expect("three refused attempts");
+    for a in &attempts {
+        assert_eq!(a["responseStatusCode"], 0, "{a}");
+        assert!(a["response"].as_str().unwrap().contains("refused"), "{a}");
+    }
+    assert_eq!(rx.count(), 0, "nothing reached the loopback receiver");
+}
+
+#[tokio::test]
+async fn scheduled_retries_survive_a_restart() {
+    let rx = Receiver::start(|n| {
+        if n == 0 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("1.5").unwrap().with_jitter(0.0)
+    })
+    .await;
+    let app = srv.app("restart").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    srv.send(&app, "a.b", json!({})).await;
+    rx.wait_for(1, WAIT).await;
+    let dir = srv.stop().await;
+    let srv = TestServer::start_in(dir, |_| {}).await;
+    let hits = rx.wait_for(2, WAIT).await;
+    assert_eq!(hits[0].header("webhook-id"), hits[1].header("webhook-id"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn svix_header_family_can_be_chosen_per_deployment() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.header_family = hookd_server::dispatch::HeaderFamily::Svix
+    })
+    .await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("svixfam").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    srv.send(&app, "a.b", json!({})).await;
+    let hit = &rx.wait_for(1, WAIT).await[0];
+    assert!(hit.header("svix-signature").starts_with("v1,"));
+    assert!(hit.header("webhook-signature").is_empty());
+}
+
+#[tokio::test]
+async fn during_rotation_both_keys_sign() {
+    let srv = TestServer::start().await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("rot").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let (_, old) = srv
+        .get(&format!("/app/{app}/endpoint/{ep_id}/secret"))
+        .await;
+    let (s, new) = srv
+        .post(
+            &format!("/app/{app}/endpoint/{ep_id}/secret/rotate"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    srv.send(&app, "a.b", json!({})).await;
+    let hit = &rx.wait_for(1, WAIT).await[0];
+    let ts: i64 = hit.header("webhook-timestamp").parse().unwrap();
+    let sign = |k: &serde_json::Value| {
+        let key = hookd_core::signing::EndpointSecret::parse(k["key"].as_str().unwrap()).unwrap();
+        hookd_core::signing::sign_standard(&[key], hit.header("webhook-id"), ts, &hit.body)
+    };
+    assert_eq!(
+        hit.header("webhook-signature"),
+        format!("{} {}", sign(&new), sign(&old))
+    );
+}
