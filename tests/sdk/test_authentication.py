@@ -26,7 +26,9 @@ def test_app_portal_token_is_limited_to_its_application(svix, make_client):
     expect_http_error(403, "insufficient_access", portal.endpoint.list, other.uid)
     expect_http_error(403, "insufficient_access", portal.application.list)
     expect_http_error(403, "insufficient_access", portal.application.create, ApplicationIn(name="nope"))
-    expect_http_error(403, "insufficient_access", portal.authentication.app_portal_access, other.id, AppPortalAccessIn())
+    expect_http_error(
+        403, "insufficient_access", portal.authentication.app_portal_access, other.id, AppPortalAccessIn()
+    )
 
 
 def test_app_portal_access_can_create_the_application(svix, make_client):

@@ -30,18 +30,6 @@ from svix.api import (
     MessageIn,
     Ordering,
 )
-from svix.exceptions import HttpError
-
-# Every call that changes a stored endpoint fails the same way; see the report.
-ENDPOINT_UPDATE_BUG = pytest.mark.xfail(
-    raises=HttpError,
-    strict=True,
-    reason="hookd bug in hookd-store sqlite endpoints::update: its UPDATE mixes the numbered "
-    "placeholder ?4 with anonymous ?s; sqlx-sqlite numbers anonymous ?s by counting and skips the "
-    "slot ?4 took, so every value after the 4th binds one column late and WHERE id = ? AND app_id = ? "
-    "gets (updated_at, id): 0 rows, StoreError::NotFound, 404 'Entity not found' for PUT/PATCH "
-    "endpoint, rotate_secret, set_headers and patch_headers",
-)
 
 
 def lowered(headers: dict) -> dict:
@@ -103,7 +91,6 @@ def test_endpoint_upsert_creates_a_new_endpoint_under_the_path_uid(svix, raw, ap
     assert raw.put(f"/api/v1/app/{app.id}/endpoint/{fresh}", json={"url": dead_url(fresh)}).status_code == 201
 
 
-@ENDPOINT_UPDATE_BUG
 def test_endpoint_upsert_updates_an_existing_endpoint(svix, raw, app, event_types):
     ep = new_endpoint(svix, app.id, description="before")
     secret = svix.endpoint.get_secret(app.id, ep.id).key
@@ -119,7 +106,6 @@ def test_endpoint_upsert_updates_an_existing_endpoint(svix, raw, app, event_type
     assert raw.put(f"/api/v1/app/{app.id}/endpoint/{ep.id}", json={"url": new_url}).status_code == 200
 
 
-@ENDPOINT_UPDATE_BUG
 def test_endpoint_patch_changes_only_the_given_fields(svix, app, event_types):
     ep = new_endpoint(svix, app.id, description="live", channels=["c1"], event_types=[event_types[0]])
     paused = svix.endpoint.patch(app.id, ep.id, EndpointPatch(disabled=True, description="paused"))
@@ -150,7 +136,6 @@ def test_endpoint_get_secret_returns_a_whsec_key_or_the_one_given(svix, app):
     assert svix.endpoint.get_secret(app.id, with_secret.id).key == own
 
 
-@ENDPOINT_UPDATE_BUG
 def test_endpoint_rotate_secret_replaces_the_key(svix, app):
     ep = new_endpoint(svix, app.id)
     first = svix.endpoint.get_secret(app.id, ep.id).key
@@ -167,7 +152,7 @@ def test_endpoint_rotate_secret_replaces_the_key(svix, app):
     strict=True,
     reason="hookd divergence: the 11th rotation within the grace period answers 400 with code "
     "'generic_error' (detail 'limit_reached: ...'); svix-api.md §3 and the OSS server use code "
-    "'limit_reached' (today every rotation already fails with the endpoint-update 404)",
+    "'limit_reached'",
 )
 def test_endpoint_rotate_secret_past_ten_old_keys_is_limit_reached(svix, app):
     ep = new_endpoint(svix, app.id)
@@ -176,11 +161,6 @@ def test_endpoint_rotate_secret_past_ten_old_keys_is_limit_reached(svix, app):
     expect_http_error(400, "limit_reached", svix.endpoint.rotate_secret, app.id, ep.id, EndpointSecretRotateIn())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hookd divergence: an invalid EndpointSecretRotateIn.key is reported at loc "
-    "['body', 'secret'] instead of the field the client sent, ['body', 'key']",
-)
 def test_endpoint_rotate_secret_names_the_bad_key_field(svix, app):
     ep = new_endpoint(svix, app.id)
     expect_validation_error(
@@ -204,7 +184,6 @@ def test_endpoint_get_headers_never_shows_sensitive_values(svix, app):
     )
 
 
-@ENDPOINT_UPDATE_BUG
 def test_endpoint_set_and_patch_headers_replace_and_merge(svix, app):
     ep = new_endpoint(svix, app.id, headers={"X-Trace": "abc", "Authorization": "Bearer hunter2-secret"})
     assert svix.endpoint.set_headers(app.id, ep.id, EndpointHeadersIn(headers={"X-Only": "1"})) is None

@@ -2,6 +2,7 @@
 (svix-api.md §4 message_attempt). Deliveries go to the suite's loopback
 receiver, so the server under test must allow 127.0.0.0/8."""
 
+import datetime as dt
 import json
 
 import pytest
@@ -21,6 +22,7 @@ from helpers import (
 )
 from svix.api import (
     EndpointIn,
+    EndpointSecretRotateIn,
     MessageAttemptListAttemptedDestinationsOptions,
     MessageAttemptListAttemptedMessagesOptions,
     MessageAttemptListByEndpointOptions,
@@ -97,7 +99,8 @@ def test_a_delivered_message_is_signed_and_its_attempt_recorded(svix, receiver):
     msg = svix.message.create(app.id, MessageIn(event_id=unique("evt"), event_type="order.paid", payload=PAYLOAD))
 
     (request,) = receiver.wait_for(url)
-    assert json.loads(request.body) == PAYLOAD
+    sent_bytes = json.dumps(PAYLOAD, separators=(",", ":"), ensure_ascii=False).encode()
+    assert request.body == sent_bytes, "the payload is delivered byte for byte as the SDK sent it"
     assert (request.headers.get("webhook-id") or request.headers.get("svix-id")) == msg.id
     assert request.headers["x-tenant"] == "t-1"
     Webhook(secret).verify(request.body, request.headers)
@@ -163,3 +166,30 @@ def test_a_failed_delivery_is_recorded_and_scheduled_again(svix, receiver):
     assert dest.status == MessageStatus.PENDING, "a failed attempt with retries left keeps the delivery pending"
     assert dest.next_attempt is not None and dest.next_attempt > attempt.timestamp
     assert svix.endpoint.get_stats(app.id, ep.id).pending == 1
+
+
+def test_after_rotation_deliveries_are_signed_with_new_and_old_secrets(svix, receiver):
+    app = new_app(svix)
+    url = receiver.url(unique("rotated"))
+    ep = svix.endpoint.create(app.id, EndpointIn(url=url))
+    old = svix.endpoint.get_secret(app.id, ep.id).key
+    new = svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn(grace_period_seconds=3600)).key
+
+    svix.message.create(app.id, MessageIn(event_type="after.rotation", payload={"n": 3}))
+    (request,) = receiver.wait_for(url)
+    signatures = (request.headers.get("webhook-signature") or request.headers["svix-signature"]).split()
+    msg_id = request.headers.get("webhook-id") or request.headers["svix-id"]
+    sent_at = int(request.headers.get("webhook-timestamp") or request.headers["svix-timestamp"])
+    sent_at = dt.datetime.fromtimestamp(sent_at, tz=dt.timezone.utc)
+    expected = [Webhook(key).sign(msg_id, sent_at, request.body.decode()) for key in (new, old)]
+    assert signatures == expected, "one v1 signature per valid key, the current key first"
+    Webhook(new).verify(request.body, request.headers)
+    Webhook(old).verify(request.body, request.headers)
+
+    newest = svix.endpoint.rotate_secret(app.id, ep.id, EndpointSecretRotateIn(grace_period_seconds=0)).key
+    svix.message.create(app.id, MessageIn(event_type="after.rotation", payload={"n": 4}))
+    request = receiver.wait_for(url, count=2)[1]
+    Webhook(newest).verify(request.body, request.headers)
+    Webhook(old).verify(request.body, request.headers)  # its grace period still runs
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new).verify(request.body, request.headers)  # rotated out with no grace

@@ -6,6 +6,7 @@ pub mod filter;
 pub mod ids;
 pub mod model;
 pub mod retry;
+pub mod settings;
 pub mod signing;
 pub mod validate;
 

@@ -154,8 +154,15 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a delivery that does not exist yet, or resets an existing one to
     /// pending (recover). Returns the stored row.
     async fn upsert_delivery(&self, delivery: &Delivery) -> Result<Delivery>;
-    /// Records an attempt and the delivery's new state in one transaction.
-    async fn record_attempt(&self, attempt: &Attempt, delivery: &Delivery) -> Result<()>;
+    /// Records attempts and their deliveries' new states, all in one transaction
+    /// (a batch of messages sent in one request is recorded at once). `NotFound`,
+    /// and nothing stored, if any delivery is missing.
+    async fn record_attempts(&self, outcomes: &[(Attempt, Delivery)]) -> Result<()>;
+    /// [`Store::record_attempts`] for one attempt.
+    async fn record_attempt(&self, attempt: &Attempt, delivery: &Delivery) -> Result<()> {
+        self.record_attempts(&[(attempt.clone(), delivery.clone())])
+            .await
+    }
     /// Failed deliveries of an endpoint created in the window (for recover).
     async fn list_failed_deliveries(
         &self,

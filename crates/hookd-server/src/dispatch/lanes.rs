@@ -1,7 +1,9 @@
 //! Fair scheduling. Due leases are parked in a lane per endpoint; a lane sends
 //! at most `endpoint_concurrency` requests at once and, when the endpoint has a
-//! `throttleRate`, no faster than that rate. Excess work waits in its own lane
-//! (never dropped), so one slow endpoint cannot hold anyone else's capacity.
+//! `throttleRate`, no faster than that rate. A batching endpoint's lane gathers
+//! leases until the batch is full or its window closes. Excess work waits in
+//! its own lane (never dropped), so one slow endpoint cannot hold anyone else's
+//! capacity.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -11,7 +13,8 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use hookd_queue::Lease;
+use hookd_core::settings::Batch;
+use hookd_queue::{Lease, Task};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -21,32 +24,27 @@ use super::{Engine, StepReport};
 
 /// Most leases held in memory (parked plus in flight) before the feeder pauses.
 const MAX_BUFFERED: usize = 200_000;
-/// How long a lease whose step failed (store or queue trouble) waits before retrying.
+/// How long leases whose step failed (store or queue trouble) wait before retrying.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 
+#[derive(Default)]
 struct Lane {
     in_flight: usize,
     backlog: VecDeque<Lease>,
     /// The throttle in force and its limiter.
     limiter: Option<(u32, DefaultDirectRateLimiter)>,
-    /// Set while a wake-up for a throttled lane is scheduled.
+    /// Set while the throttle holds the lane until a scheduled wake-up.
     waiting: bool,
     /// False until a step has reported the endpoint's settings; until then the
     /// lane sends one request at a time so an unknown throttle is never exceeded.
     known: bool,
+    /// The endpoint's batching, when it batches.
+    batch: Option<Batch>,
+    /// When the batch being gathered must go out, full or not.
+    batch_due: Option<Instant>,
 }
 
 impl Lane {
-    fn new() -> Self {
-        Self {
-            in_flight: 0,
-            backlog: VecDeque::new(),
-            limiter: None,
-            waiting: false,
-            known: false,
-        }
-    }
-
     fn set_rate(&mut self, rate: Option<u32>) {
         match (rate.and_then(NonZeroU32::new), &self.limiter) {
             (None, _) => self.limiter = None,
@@ -56,6 +54,36 @@ impl Lane {
                 self.limiter = Some((r.get(), RateLimiter::direct(quota)));
             }
         }
+    }
+
+    /// How many leases from the front go out together now, or `None` while a
+    /// batch is still gathering. Manual attempts always go alone.
+    fn group_size(&self) -> Option<usize> {
+        let Some(batch) = self.batch.filter(|_| self.known) else {
+            return Some(1);
+        };
+        if self.backlog.front().is_some_and(|l| l.task.manual) {
+            return Some(1);
+        }
+        let run = self
+            .backlog
+            .iter()
+            .take(batch.max_events as usize)
+            .take_while(|l| !l.task.manual)
+            .count();
+        let full = run >= batch.max_events as usize;
+        let window_closed = self.batch_due.is_some_and(|due| due <= Instant::now());
+        let manual_behind = run < self.backlog.len() && run < batch.max_events as usize;
+        (full || window_closed || manual_behind).then_some(run)
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight == 0
+            && self.backlog.is_empty()
+            && self.limiter.is_none()
+            && !self.waiting
+            && self.batch.is_none()
+            && self.batch_due.is_none()
     }
 }
 
@@ -133,12 +161,15 @@ impl Scheduler {
             let ep = lease.task.endpoint_id.clone();
             self.lanes
                 .entry(ep.clone())
-                .or_insert_with(Lane::new)
+                .or_default()
                 .backlog
                 .push_back(lease);
             self.buffered += 1;
-            touched.push(ep);
+            if touched.last() != Some(&ep) {
+                touched.push(ep);
+            }
         }
+        touched.sort();
         touched.dedup();
         for ep in touched {
             self.launch(&ep);
@@ -149,8 +180,9 @@ impl Scheduler {
         self.in_flight -= 1;
         if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
             lane.in_flight -= 1;
-            if let Some(rate) = done.report.as_ref().and_then(|r| r.throttle_rate) {
-                lane.set_rate(rate);
+            if let Some(pace) = done.report.as_ref().and_then(|r| r.pace) {
+                lane.set_rate(pace.throttle_rate);
+                lane.batch = pace.batch;
                 lane.known = true;
             }
         }
@@ -164,7 +196,9 @@ impl Scheduler {
                 self.launch(&ep);
             }
         }
-        self.forget_if_idle(&done.endpoint_id);
+        if self.lanes.get(&done.endpoint_id).is_some_and(Lane::idle) {
+            self.lanes.remove(&done.endpoint_id);
+        }
     }
 
     fn on_wake(&mut self) {
@@ -188,13 +222,24 @@ impl Scheduler {
         let Some(lane) = self.lanes.get_mut(ep) else {
             return;
         };
-        while lane.in_flight < cap && !lane.backlog.is_empty() && !lane.waiting {
+        let lane_cap = if lane.known { cap } else { 1 };
+        while lane.in_flight < lane_cap && !lane.backlog.is_empty() && !lane.waiting {
             if self.in_flight >= max {
                 if !self.starved.iter().any(|s| s == ep) {
                     self.starved.push_back(ep.to_string());
                 }
                 return;
             }
+            let Some(take) = lane.group_size() else {
+                // Gathering a batch: it goes out when full, or when its window closes.
+                if lane.batch_due.is_none() {
+                    let window = Duration::from_millis(lane.batch.map_or(0, |b| b.window_ms));
+                    let due = Instant::now() + window;
+                    lane.batch_due = Some(due);
+                    self.wakeups.push(Reverse((due, ep.to_string())));
+                }
+                return;
+            };
             if let Some((_, limiter)) = &lane.limiter {
                 if let Err(not_until) = limiter.check() {
                     let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -204,42 +249,45 @@ impl Scheduler {
                     return;
                 }
             }
-            let lease = lane.backlog.pop_front().expect("checked non-empty");
+            let group: Vec<Lease> = lane.backlog.drain(..take).collect();
+            lane.batch_due = None;
             lane.in_flight += 1;
             self.in_flight += 1;
-            self.buffered -= 1;
-            let engine = self.engine.clone();
-            let done = self.done_tx.clone();
-            let endpoint_id = ep.to_string();
-            self.running.spawn(async move {
-                let report = match engine.process(&lease).await {
-                    Ok(report) => Some(report),
-                    Err(e) => {
-                        tracing::error!(error = ?e, delivery.id = %lease.task.delivery_id, "delivery step failed; will retry");
-                        let mut task = lease.task.clone();
-                        task.due = hookd_core::model::now() + chrono::Duration::from_std(ERROR_BACKOFF).unwrap_or_default();
-                        if let Err(e) = engine.queue.push(vec![task]).await {
-                            tracing::error!(error = %e, "could not re-queue; the delivery stays pending until restart");
-                        }
-                        None
-                    }
-                };
-                let _ = done.send(Done { endpoint_id, report });
-            });
+            self.buffered -= group.len();
+            self.running.spawn(step(
+                self.engine.clone(),
+                group,
+                ep.to_string(),
+                self.done_tx.clone(),
+            ));
         }
     }
+}
 
-    fn forget_if_idle(&mut self, ep: &str) {
-        if let Some(lane) = self.lanes.get(ep) {
-            if lane.in_flight == 0
-                && lane.backlog.is_empty()
-                && lane.limiter.is_none()
-                && !lane.waiting
-            {
-                self.lanes.remove(ep);
+/// Runs one step and reports back; on failure the leases are re-queued later.
+async fn step(
+    engine: Arc<Engine>,
+    group: Vec<Lease>,
+    endpoint_id: String,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let report = match engine.process(&group).await {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::error!(error = ?e, endpoint.id = %endpoint_id, "delivery step failed; will retry");
+            let due = hookd_core::model::now()
+                + chrono::Duration::from_std(ERROR_BACKOFF).unwrap_or_default();
+            let tasks = group.into_iter().map(|l| Task { due, ..l.task }).collect();
+            if let Err(e) = engine.queue.push(tasks).await {
+                tracing::error!(error = %e, "could not re-queue; the deliveries stay pending until restart");
             }
+            None
         }
-    }
+    };
+    let _ = done.send(Done {
+        endpoint_id,
+        report,
+    });
 }
 
 /// Moves due leases from the queue to the scheduler, pausing when it is full.

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::outbound::WebhookClient;
 pub use opevents::{OpEvent, OpEvents};
 pub use request::HeaderFamily;
-pub use step::{Outcome, StepReport};
+pub use step::{Outcome, Pace, StepReport};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

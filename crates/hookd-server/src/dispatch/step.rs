@@ -1,22 +1,25 @@
 //! The worker's step: claim → load → sign → send → record → schedule. One call
-//! handles one lease and leaves the store, the queue and the endpoint's health
+//! handles the leases of one request (one message, or a batch for an endpoint
+//! that batches) and leaves the store, the queue and the endpoint's health
 //! consistent whatever the outcome.
 
 use std::time::Duration;
 
 use hookd_core::model::{self, Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType};
 use hookd_core::retry::{RetryDecision, RetryPolicy};
+use hookd_core::settings::{Batch, EndpointSettings};
 use hookd_core::{new_id, IdKind};
 use hookd_queue::Lease;
 
 use super::opevents::OpEvent;
-use super::request::{self, HeaderFamily};
+use super::request::{self, Defaults, Item};
 use super::{task_for, Engine};
+use crate::outbound::Response;
 
 /// What one step did, for the scheduler and for tests.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Nothing was sent (the delivery is finished, gone, or its endpoint is off).
+    /// Nothing was sent (the deliveries are finished, gone, or the endpoint is off).
     Skipped(&'static str),
     Delivered,
     /// Failed; the next attempt is scheduled after this delay.
@@ -25,89 +28,94 @@ pub enum Outcome {
     Failed,
 }
 
+/// How the scheduler should pace an endpoint, learnt by loading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub throttle_rate: Option<u32>,
+    pub batch: Option<Batch>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepReport {
     pub endpoint_id: String,
-    /// The endpoint's throttle, so the scheduler can pace it; `None` when the
-    /// endpoint was not loaded (the step ended before that).
-    pub throttle_rate: Option<Option<u32>>,
+    /// `None` when the endpoint was not loaded (the step ended before that).
+    pub pace: Option<Pace>,
     pub outcome: Outcome,
 }
 
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// A delivery that is going out in this step.
+struct Going {
+    lease: Lease,
+    delivery: Delivery,
+    msg: Message,
+    payload: String,
+}
+
 impl Engine {
-    /// Processes one lease. Errors mean the store or queue failed; the lease is
-    /// then not acknowledged and the delivery stays pending for a later retry.
-    pub async fn process(&self, lease: &Lease) -> anyhow::Result<StepReport> {
-        let task = &lease.task;
-        let skip = |why, rate| StepReport {
-            endpoint_id: task.endpoint_id.clone(),
-            throttle_rate: rate,
-            outcome: Outcome::Skipped(why),
+    /// Processes the leases of one request; they must all be for the same
+    /// endpoint. Errors mean the store or queue failed: the leases are then not
+    /// acknowledged and their deliveries stay pending for a later retry.
+    pub async fn process(&self, leases: &[Lease]) -> anyhow::Result<StepReport> {
+        let first = &leases
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("a step needs at least one lease"))?
+            .task;
+        let report = |pace, outcome| StepReport {
+            endpoint_id: first.endpoint_id.clone(),
+            pace,
+            outcome,
         };
 
-        let Some(mut delivery) = self.store.delivery(&task.delivery_id).await? else {
-            self.queue.ack(std::slice::from_ref(lease)).await?;
-            return Ok(skip("delivery no longer exists", None));
-        };
-        let pending = matches!(
-            delivery.status,
-            MessageStatus::Pending | MessageStatus::Sending
-        );
-        if !task.manual && !pending {
-            self.queue.ack(std::slice::from_ref(lease)).await?;
-            return Ok(skip("delivery already finished", None));
-        }
         let Some(ep) = self
             .store
-            .endpoint_by_key(&task.app_id, &task.endpoint_id)
+            .endpoint_by_key(&first.app_id, &first.endpoint_id)
             .await?
         else {
-            self.queue.ack(std::slice::from_ref(lease)).await?;
-            return Ok(skip("endpoint no longer exists", None));
+            self.queue.ack(leases).await?;
+            return Ok(report(None, Outcome::Skipped("endpoint no longer exists")));
         };
-        if ep.disabled && !task.manual {
-            // Left as failed so that `recover` can bring it back once re-enabled.
-            delivery.status = MessageStatus::Fail;
-            delivery.next_attempt = None;
-            delivery.updated_at = model::now();
-            self.store.upsert_delivery(&delivery).await?;
-            self.queue.ack(std::slice::from_ref(lease)).await?;
-            return Ok(skip("endpoint is disabled", Some(ep.throttle_rate)));
+        let settings = EndpointSettings::from_json(&ep.settings);
+        let pace = Some(Pace {
+            throttle_rate: ep.throttle_rate,
+            batch: settings.batch,
+        });
+
+        let mut going = Vec::with_capacity(leases.len());
+        let mut finished = Vec::new();
+        for lease in leases {
+            match self.load(lease, &ep).await? {
+                Some(g) => going.push(g),
+                None => finished.push(lease.clone()),
+            }
         }
-        let msg = self
-            .store
-            .message_by_key(&task.app_id, &task.msg_id)
-            .await?;
-        let Some((msg, payload)) = msg.and_then(|m| m.payload.clone().map(|p| (m, p))) else {
-            delivery.status = MessageStatus::Canceled;
-            delivery.next_attempt = None;
-            delivery.updated_at = model::now();
-            self.store.upsert_delivery(&delivery).await?;
-            self.queue.ack(std::slice::from_ref(lease)).await?;
-            return Ok(skip(
-                "message or its payload is gone",
-                Some(ep.throttle_rate),
-            ));
-        };
+        self.queue.ack(&finished).await?;
+        if going.is_empty() {
+            return Ok(report(pace, Outcome::Skipped("nothing left to send")));
+        }
 
         let now = model::now();
-        let family = HeaderFamily::for_endpoint(&ep, self.config.header_family);
-        let resp = match request::build(
-            &ep,
-            &msg.id,
-            &payload,
-            now,
-            family,
-            self.config.request_timeout,
-        ) {
+        let items: Vec<Item<'_>> = going
+            .iter()
+            .map(|g| Item {
+                msg_id: &g.msg.id,
+                event_type: &g.msg.event_type,
+                created_at: g.msg.created_at,
+                payload: &g.payload,
+            })
+            .collect();
+        let defaults = Defaults {
+            family: self.config.header_family,
+            timeout: self.config.request_timeout,
+        };
+        let resp = match request::build(&ep, &settings, &items, now, defaults) {
             Ok(out) => {
                 self.client
                     .post(&ep.url, out.headers, out.body, out.timeout)
                     .await
             }
-            Err(why) => crate::outbound::Response {
+            Err(why) => Response {
                 status: 0,
                 body: why,
                 duration: Duration::ZERO,
@@ -116,72 +124,115 @@ impl Engine {
         };
         let ok = (200..300).contains(&resp.status);
         tracing::debug!(
-            app.id = %task.app_id, endpoint.id = %ep.id, msg.id = %msg.id, attempt = delivery.attempts + 1,
-            status = resp.status, duration_ms = resp.duration.as_millis() as u64, "attempt"
+            app.id = %ep.app_id, endpoint.id = %ep.id, messages = going.len(), status = resp.status,
+            duration_ms = resp.duration.as_millis() as u64, "attempt"
         );
-        let attempt = Attempt {
-            id: new_id(IdKind::Attempt),
-            app_id: task.app_id.clone(),
-            msg_id: msg.id.clone(),
-            endpoint_id: ep.id.clone(),
-            url: ep.url.clone(),
-            response: Some(resp.body.clone()),
-            response_status_code: i32::from(resp.status),
-            response_duration_ms: resp.duration.as_millis() as i64,
-            status: if ok {
-                MessageStatus::Success
-            } else {
-                MessageStatus::Fail
-            },
-            trigger_type: if task.manual {
-                TriggerType::Manual
-            } else {
-                TriggerType::Scheduled
-            },
-            created_at: now,
-        };
 
-        let (outcome, events) = if task.manual {
-            self.settle_manual(&mut delivery, ok)
-        } else {
-            self.settle_scheduled(&mut delivery, &ep, &resp, ok)
-        };
-        delivery.updated_at = now;
-        self.store.record_attempt(&attempt, &delivery).await?;
-        self.queue.ack(std::slice::from_ref(lease)).await?;
-        if let (Outcome::Retrying(_), Some(_)) = (&outcome, delivery.next_attempt) {
-            self.queue.push(vec![task_for(&delivery, false)]).await?;
+        let policy = self.retry_policy(&settings);
+        let mut outcome = Outcome::Delivered;
+        let mut records = Vec::with_capacity(going.len());
+        let mut events = Vec::new();
+        let mut retries = Vec::new();
+        for g in &mut going {
+            let manual = g.lease.task.manual;
+            let attempt = Attempt {
+                id: new_id(IdKind::Attempt),
+                app_id: ep.app_id.clone(),
+                msg_id: g.msg.id.clone(),
+                endpoint_id: ep.id.clone(),
+                url: ep.url.clone(),
+                response: Some(resp.body.clone()),
+                response_status_code: i32::from(resp.status),
+                response_duration_ms: resp.duration.as_millis() as i64,
+                status: if ok {
+                    MessageStatus::Success
+                } else {
+                    MessageStatus::Fail
+                },
+                trigger_type: if manual {
+                    TriggerType::Manual
+                } else {
+                    TriggerType::Scheduled
+                },
+                created_at: now,
+            };
+            let (o, evs) = if manual {
+                settle_manual(&mut g.delivery, ok)
+            } else {
+                self.settle_scheduled(&mut g.delivery, &policy, &resp, ok)
+            };
+            g.delivery.updated_at = now;
+            if matches!(o, Outcome::Retrying(_)) {
+                retries.push(task_for(&g.delivery, false));
+            }
+            events.extend(evs.into_iter().map(|e| (e, records.len())));
+            outcome = o;
+            records.push((attempt, g.delivery.clone()));
         }
+        self.store.record_attempts(&records).await?;
+        let sent: Vec<Lease> = going.iter().map(|g| g.lease.clone()).collect();
+        self.queue.ack(&sent).await?;
+        self.queue.push(retries).await?;
 
-        self.note_health(&ep, &msg, &attempt, ok, resp.status == 410)
+        let last = &records.last().expect("at least one").0;
+        self.note_health(&ep, &going[0].msg, last, ok, resp.status == 410)
             .await?;
-        for kind in events {
-            self.opevents.emit(self, kind, &ep, &msg, &attempt).await;
+        for (kind, i) in events {
+            self.opevents
+                .emit(self, kind, &ep, &going[i].msg, &records[i].0)
+                .await;
         }
-        Ok(StepReport {
-            endpoint_id: ep.id,
-            throttle_rate: Some(ep.throttle_rate),
-            outcome,
-        })
+        Ok(report(pace, outcome))
     }
 
-    /// A manual attempt is never retried; success completes the delivery, a
-    /// failure leaves any scheduled retries as they were.
-    fn settle_manual(&self, delivery: &mut Delivery, ok: bool) -> (Outcome, Vec<OpEvent>) {
-        if ok {
-            delivery.status = MessageStatus::Success;
+    /// Loads what a lease needs, or settles it without sending (acknowledged by
+    /// the caller) when there is nothing to send.
+    async fn load(&self, lease: &Lease, ep: &Endpoint) -> anyhow::Result<Option<Going>> {
+        let task = &lease.task;
+        let Some(mut delivery) = self.store.delivery(&task.delivery_id).await? else {
+            return Ok(None);
+        };
+        let pending = matches!(
+            delivery.status,
+            MessageStatus::Pending | MessageStatus::Sending
+        );
+        if !task.manual && !pending {
+            return Ok(None);
+        }
+        if ep.disabled && !task.manual {
+            // Left as failed so that `recover` can bring it back once re-enabled.
+            delivery.status = MessageStatus::Fail;
             delivery.next_attempt = None;
-            (Outcome::Delivered, vec![])
-        } else {
-            (Outcome::Failed, vec![])
+            delivery.updated_at = model::now();
+            self.store.upsert_delivery(&delivery).await?;
+            return Ok(None);
+        }
+        let msg = self
+            .store
+            .message_by_key(&task.app_id, &task.msg_id)
+            .await?;
+        match msg.and_then(|m| m.payload.clone().map(|p| (m, p))) {
+            Some((msg, payload)) => Ok(Some(Going {
+                lease: lease.clone(),
+                delivery,
+                msg,
+                payload,
+            })),
+            None => {
+                delivery.status = MessageStatus::Canceled;
+                delivery.next_attempt = None;
+                delivery.updated_at = model::now();
+                self.store.upsert_delivery(&delivery).await?;
+                Ok(None)
+            }
         }
     }
 
     fn settle_scheduled(
         &self,
         delivery: &mut Delivery,
-        ep: &Endpoint,
-        resp: &crate::outbound::Response,
+        policy: &RetryPolicy,
+        resp: &Response,
         ok: bool,
     ) -> (Outcome, Vec<OpEvent>) {
         delivery.attempts += 1;
@@ -208,13 +259,10 @@ impl Engine {
             delivery.next_attempt = None;
             return (Outcome::Failed, events);
         }
-        let policy = self.retry_policy(ep);
         match policy.decide(delivery.attempts, &mut rand::thread_rng()) {
             RetryDecision::RetryAfter(mut delay) => {
-                if matches!(resp.status, 429 | 503) {
-                    if let Some(ra) = resp.retry_after {
-                        delay = delay.max(ra.min(MAX_RETRY_AFTER));
-                    }
+                if let (429 | 503, Some(ra)) = (resp.status, resp.retry_after) {
+                    delay = delay.max(ra.min(MAX_RETRY_AFTER));
                 }
                 delivery.status = MessageStatus::Pending;
                 delivery.next_attempt =
@@ -231,28 +279,11 @@ impl Engine {
     }
 
     /// The endpoint's own schedule (`settings.retry`), else the deployment's.
-    pub fn retry_policy(&self, ep: &Endpoint) -> RetryPolicy {
-        let retry = ep.settings.get("retry");
-        let from_preset = retry
-            .and_then(|r| r.get("preset"))
-            .and_then(|p| p.as_str())
-            .and_then(|p| RetryPolicy::preset(p).ok());
-        let from_schedule = retry
-            .and_then(|r| r.get("schedule"))
-            .and_then(|s| s.as_array())
-            .and_then(|list| {
-                let delays: Option<Vec<Duration>> = list
-                    .iter()
-                    .map(|v| {
-                        v.as_f64()
-                            .filter(|f| *f >= 0.0)
-                            .map(Duration::from_secs_f64)
-                    })
-                    .collect();
-                RetryPolicy::new(delays?, self.config.retry.jitter()).ok()
-            });
-        from_preset
-            .or(from_schedule)
+    pub fn retry_policy(&self, settings: &EndpointSettings) -> RetryPolicy {
+        settings
+            .retry
+            .as_ref()
+            .and_then(|r| r.policy(self.config.retry.jitter()).ok())
             .unwrap_or_else(|| self.config.retry.clone())
     }
 
@@ -277,26 +308,37 @@ impl Engine {
         }
         self.health.mark_failing(&ep.id);
         let since = self.store.endpoint_failing_since(&ep.id, now).await?;
-        let too_long = now - since
-            > chrono::Duration::from_std(self.config.disable_after)
-                .unwrap_or(chrono::Duration::MAX);
-        if gone || too_long {
-            if self.store.disable_endpoint(&ep.app_id, &ep.id, now).await? {
-                tracing::warn!(endpoint.id = %ep.id, gone, "endpoint disabled");
-                self.opevents
-                    .emit(
-                        self,
-                        OpEvent::EndpointDisabled {
-                            failing_since: since,
-                            gone,
-                        },
-                        ep,
-                        msg,
-                        attempt,
-                    )
-                    .await;
-            }
+        let limit =
+            chrono::Duration::from_std(self.config.disable_after).unwrap_or(chrono::Duration::MAX);
+        if (gone || now - since > limit)
+            && self.store.disable_endpoint(&ep.app_id, &ep.id, now).await?
+        {
+            tracing::warn!(endpoint.id = %ep.id, gone, "endpoint disabled");
+            self.opevents
+                .emit(
+                    self,
+                    OpEvent::EndpointDisabled {
+                        failing_since: since,
+                        gone,
+                    },
+                    ep,
+                    msg,
+                    attempt,
+                )
+                .await;
         }
         Ok(())
+    }
+}
+
+/// A manual attempt is never retried; success completes the delivery, a
+/// failure leaves any scheduled retries as they were.
+fn settle_manual(delivery: &mut Delivery, ok: bool) -> (Outcome, Vec<OpEvent>) {
+    if ok {
+        delivery.status = MessageStatus::Success;
+        delivery.next_attempt = None;
+        (Outcome::Delivered, vec![])
+    } else {
+        (Outcome::Failed, vec![])
     }
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use hookd_core::model::{Application, Endpoint, EndpointStats, Metadata, OldSecret};
-use hookd_core::signing::EndpointSecret;
+use hookd_core::settings::{Batch, EndpointSettings, PayloadShape, RetrySetting, Signing};
 use hookd_core::{new_id, validate, IdKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -62,6 +62,68 @@ pub struct EndpointIn {
     pub headers: Option<BTreeMap<String, String>>,
     /// Accepted for 1.x clients; always 1.
     pub version: Option<i64>,
+    #[serde(flatten)]
+    pub ext: Extensions,
+}
+
+/// hookd extensions to the endpoint resource (the Svix SDKs ignore them).
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Extensions {
+    /// hookd: signature scheme, e.g. `{"scheme": "hmac-sha256", "header": "flashfx-signature",
+    /// "encoding": "base64", "idHeader": "flashfx-request-id"}`. Schemes: `standard-webhooks`
+    /// (default), `svix`, `ed25519`, `hmac-sha256`, `stripe`, `jwt-hs256` (with `kid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub signing: Option<Signing>,
+    /// hookd: payload shape, `{"envelope": "none"|"standard", "timestampField": "timestamp",
+    /// "timestampFormat": "rfc3339"|"unix-ms"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<PayloadShape>,
+    /// hookd: `{"preset": "standard"|"standard-webhooks"|"flashfx"|"flux"|"fire"|"flagright"}`
+    /// or `{"schedule": [seconds, ...]}`; overrides the deployment default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub retry: Option<RetrySetting>,
+    /// hookd: request timeout for this endpoint (1000..=30000 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// hookd: `{"maxEvents": n, "windowMs": n}` sends events arriving within the window as one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub batch: Option<Batch>,
+}
+
+impl Extensions {
+    fn from_settings(s: EndpointSettings) -> Self {
+        Self {
+            signing: s.signing,
+            payload: s.payload,
+            retry: s.retry,
+            timeout_ms: s.timeout_ms,
+            batch: s.batch,
+        }
+    }
+
+    /// These extensions laid over `base` (given fields replace, absent ones stay).
+    fn over(self, base: EndpointSettings) -> EndpointSettings {
+        EndpointSettings {
+            signing: self.signing.or(base.signing),
+            payload: self.payload.or(base.payload),
+            retry: self.retry.or(base.retry),
+            timeout_ms: self.timeout_ms.or(base.timeout_ms),
+            batch: self.batch.or(base.batch),
+        }
+    }
+}
+
+fn check_settings(checks: &mut Checks, settings: &EndpointSettings) {
+    if let Err(errs) = settings.validate() {
+        for e in errs {
+            checks.fail(&e.path, e.msg);
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -89,6 +151,22 @@ pub struct EndpointPatch {
     pub metadata: Patch<Metadata>,
     #[serde(default)]
     pub secret: Patch<String>,
+    /// hookd extensions; `null` resets one to its default.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub signing: Patch<Signing>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Patch<PayloadShape>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub retry: Patch<RetrySetting>,
+    #[serde(default)]
+    #[schema(value_type = Option<u64>)]
+    pub timeout_ms: Patch<u64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub batch: Patch<Batch>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,11 +186,14 @@ pub struct EndpointOut {
     pub version: i64,
     pub created_at: chrono::DateTime<Utc>,
     pub updated_at: chrono::DateTime<Utc>,
+    #[serde(flatten)]
+    pub ext: Extensions,
 }
 
 impl From<Endpoint> for EndpointOut {
     fn from(e: Endpoint) -> Self {
         Self {
+            ext: Extensions::from_settings(EndpointSettings::from_json(&e.settings)),
             id: e.id,
             uid: e.uid,
             url: e.url,
@@ -174,11 +255,18 @@ fn check_url(checks: &mut Checks, state: &AppState, url: &str) {
     );
 }
 
-fn parse_secret(checks: &mut Checks, secret: Option<&str>) -> Option<EndpointSecret> {
-    match EndpointSecret::parse(secret?) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            checks.fail(&["secret"], e.to_string());
+/// A supplied secret, if it suits the endpoint's signature scheme.
+fn check_secret(
+    checks: &mut Checks,
+    field: &str,
+    settings: &EndpointSettings,
+    secret: Option<&str>,
+) -> Option<String> {
+    let secret = secret?;
+    match settings.signing().secret_kind().check(secret) {
+        Ok(()) => Some(secret.to_string()),
+        Err(msg) => {
+            checks.fail(&[field], msg);
             None
         }
     }
@@ -221,7 +309,9 @@ async fn endpoint_from(
     let throttle = rate(&mut checks, body.throttle_rate, body.rate_limit);
     let types = event_type_filter(&mut checks, body.event_types, body.filter_types);
     let channels = channel_filter(&mut checks, body.channels);
-    let secret = parse_secret(&mut checks, body.secret.as_deref());
+    let settings = body.ext.over(EndpointSettings::default());
+    check_settings(&mut checks, &settings);
+    let secret = check_secret(&mut checks, "secret", &settings, body.secret.as_deref());
     check_metadata(&mut checks, body.metadata.as_ref());
     let headers = body.headers.unwrap_or_default();
     check_headers(&mut checks, &headers);
@@ -240,11 +330,9 @@ async fn endpoint_from(
         channels,
         metadata: body.metadata.unwrap_or_default(),
         headers,
-        secret: secret
-            .unwrap_or_else(EndpointSecret::generate_hmac)
-            .to_secret_string(),
+        secret: secret.unwrap_or_else(|| settings.signing().secret_kind().generate()),
         old_secrets: vec![],
-        settings: serde_json::json!({}),
+        settings: settings.to_json(),
         created_at: now,
         updated_at: now,
     })
@@ -315,22 +403,38 @@ async fn upsert_endpoint(
     State(state): State<AppState>,
     caller: Caller,
     Path((app_id, ep_id)): Path<(String, String)>,
-    ApiJson(body): ApiJson<EndpointIn>,
+    ApiJson(mut body): ApiJson<EndpointIn>,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     let app = caller.app(&state, &app_id).await?;
     match state.store.endpoint_by_key(&app.id, &ep_id).await? {
         Some(existing) => {
+            // Settings not named in the body stay as they were: the Svix SDKs
+            // do not know them and must not wipe them with an upsert.
+            let old_settings = EndpointSettings::from_json(&existing.settings);
+            let merged = std::mem::take(&mut body.ext).over(old_settings);
+            body.ext = Extensions::from_settings(merged);
             let fresh = endpoint_from(&state, &app, body, existing.uid.clone()).await?;
+            let kind = EndpointSettings::from_json(&fresh.settings)
+                .signing()
+                .secret_kind();
+            let keeps_secret = kind.check(&existing.secret).is_ok();
             let ep = Endpoint {
                 id: existing.id,
-                secret: existing.secret,
-                old_secrets: existing.old_secrets,
+                secret: if keeps_secret {
+                    existing.secret
+                } else {
+                    fresh.secret.clone()
+                },
+                old_secrets: if keeps_secret {
+                    existing.old_secrets
+                } else {
+                    vec![]
+                },
                 headers: if fresh.headers.is_empty() {
                     existing.headers
                 } else {
                     fresh.headers
                 },
-                settings: existing.settings,
                 created_at: existing.created_at,
                 ..fresh
             };
@@ -377,12 +481,26 @@ async fn patch_endpoint(
     );
     let channels_given = !body.channels.is_absent();
     let channels = channel_filter(&mut checks, body.channels.as_value().cloned());
+    let mut settings = EndpointSettings::from_json(&ep.settings);
+    body.signing.apply_opt(&mut settings.signing);
+    body.payload.apply_opt(&mut settings.payload);
+    body.retry.apply_opt(&mut settings.retry);
+    body.timeout_ms.apply_opt(&mut settings.timeout_ms);
+    body.batch.apply_opt(&mut settings.batch);
+    check_settings(&mut checks, &settings);
     let secret = match &body.secret {
-        Patch::Value(s) => parse_secret(&mut checks, Some(s)),
+        Patch::Value(s) => check_secret(&mut checks, "secret", &settings, Some(s)),
         _ => None,
     };
     check_metadata(&mut checks, body.metadata.as_value());
     checks.finish()?;
+    let kind = settings.signing().secret_kind();
+    if secret.is_none() && kind.check(&ep.secret).is_err() {
+        // The scheme changed to one the old secret cannot serve: start afresh.
+        ep.secret = kind.generate();
+        ep.old_secrets.clear();
+    }
+    ep.settings = settings.to_json();
     if types_given {
         check_types_exist(&state, types.as_ref()).await?;
         ep.event_types = types;
@@ -413,7 +531,7 @@ async fn patch_endpoint(
         Patch::Absent => {}
     }
     if let Some(s) = secret {
-        ep.secret = s.to_secret_string();
+        ep.secret = s;
     }
     ep.updated_at = hookd_core::model::now();
     state.store.update_endpoint(&ep).await?;
@@ -446,9 +564,11 @@ async fn get_secret(
     Path((app_id, ep_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointSecretOut>> {
     let (_, ep) = load(&state, &caller, &app_id, &ep_id).await?;
-    let secret = EndpointSecret::parse(&ep.secret).map_err(|e| ApiError::Internal(e.into()))?;
+    let kind = EndpointSettings::from_json(&ep.settings)
+        .signing()
+        .secret_kind();
     Ok(Json(EndpointSecretOut {
-        key: secret.to_receiver_string(),
+        key: kind.receiver_form(&ep.secret),
     }))
 }
 
@@ -480,20 +600,12 @@ async fn rotate_secret(
             format!("gracePeriodSeconds must be between 0 and {MAX_GRACE_SECONDS}"),
         );
     }
-    let current = EndpointSecret::parse(&ep.secret).map_err(|e| ApiError::Internal(e.into()))?;
+    let settings = EndpointSettings::from_json(&ep.settings);
+    let kind = settings.signing().secret_kind();
     let new_secret = match body.key.as_deref() {
-        Some(k) => parse_secret(&mut checks, Some(k)),
-        None if current.is_ed25519() => Some(EndpointSecret::generate_ed25519()),
-        None => Some(EndpointSecret::generate_hmac()),
+        Some(k) => check_secret(&mut checks, "key", &settings, Some(k)),
+        None => Some(kind.generate()),
     };
-    if let Some(s) = &new_secret {
-        if s.is_ed25519() != current.is_ed25519() {
-            checks.fail(
-                &["key"],
-                "the new secret must be of the same kind (HMAC or Ed25519) as the current one",
-            );
-        }
-    }
     checks.finish()?;
     let new_secret = new_secret.expect("validated above");
     let now = hookd_core::model::now();
@@ -510,11 +622,11 @@ async fn rotate_secret(
         });
         ep.old_secrets.sort_by_key(|o| o.expires_at);
     }
-    ep.secret = new_secret.to_secret_string();
+    ep.secret = new_secret;
     ep.updated_at = now;
     state.store.update_endpoint(&ep).await?;
     Ok(Json(EndpointSecretOut {
-        key: new_secret.to_receiver_string(),
+        key: kind.receiver_form(&ep.secret),
     }))
 }
 

@@ -336,3 +336,32 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+impl TestServer {
+    /// Sends `body` byte for byte (no JSON encoding) with the admin token; returns
+    /// the status and the raw response text, for malformed or oversized bodies.
+    pub async fn call_raw(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.url))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+}
+
+/// Asserts a Svix validation body (`{"detail":[{loc,msg,type}]}`) whose first
+/// entry is at `loc`, and returns that entry.
+pub fn assert_validation<'a>(body: &'a Value, loc: &[&str]) -> &'a Value {
+    let entry = &body["detail"][0];
+    assert!(entry["msg"].is_string(), "no msg in {body}");
+    assert!(entry["type"].is_string(), "no type in {body}");
+    assert_eq!(entry["loc"], serde_json::json!(loc), "{body}");
+    entry
+}

@@ -51,32 +51,30 @@ fn from_row(row: &SqliteRow) -> Result<Attempt> {
 
 /// The attempt insert comes first so the transaction holds the write lock from
 /// its first statement. A missing delivery rolls the attempt back.
-pub(super) async fn record(
-    pool: &SqlitePool,
-    attempt: &Attempt,
-    delivery: &Delivery,
-) -> Result<()> {
+pub(super) async fn record(pool: &SqlitePool, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
-    sqlx::query(
-        "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
-         response_duration_ms, status, trigger_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&attempt.id)
-    .bind(&attempt.app_id)
-    .bind(&attempt.msg_id)
-    .bind(&attempt.endpoint_id)
-    .bind(&attempt.url)
-    .bind(&attempt.response)
-    .bind(attempt.response_status_code)
-    .bind(attempt.response_duration_ms)
-    .bind(attempt.status.as_i64())
-    .bind(attempt.trigger_type as i64)
-    .bind(ms(attempt.created_at))
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if !deliveries::update_state(&mut tx, delivery).await? {
-        return Err(StoreError::NotFound);
+    for (attempt, delivery) in outcomes {
+        sqlx::query(
+            "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
+             response_duration_ms, status, trigger_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&attempt.id)
+        .bind(&attempt.app_id)
+        .bind(&attempt.msg_id)
+        .bind(&attempt.endpoint_id)
+        .bind(&attempt.url)
+        .bind(&attempt.response)
+        .bind(attempt.response_status_code)
+        .bind(attempt.response_duration_ms)
+        .bind(attempt.status.as_i64())
+        .bind(attempt.trigger_type as i64)
+        .bind(ms(attempt.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if !deliveries::update_state(&mut tx, delivery).await? {
+            return Err(StoreError::NotFound);
+        }
     }
     tx.commit().await.map_err(db)?;
     Ok(())

@@ -294,8 +294,8 @@ impl Store for SqliteStore {
         deliveries::upsert(&self.pool, delivery).await
     }
 
-    async fn record_attempt(&self, attempt: &Attempt, delivery: &Delivery) -> Result<()> {
-        attempts::record(&self.pool, attempt, delivery).await
+    async fn record_attempts(&self, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
+        attempts::record(&self.pool, outcomes).await
     }
 
     async fn list_failed_deliveries(

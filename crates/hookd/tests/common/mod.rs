@@ -82,6 +82,11 @@ impl Server {
     /// Starts `hookd serve` on a free loopback port with the SQLite store at
     /// `db`, and returns once the server says it is listening.
     pub fn start(db: &Path, token: &str) -> Server {
+        Server::start_with(db, token, &[])
+    }
+
+    /// [`Server::start`] with extra `HOOKD_*` settings in the environment.
+    pub fn start_with(db: &Path, token: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
             .arg(format!("sqlite:{}", db.display()))
@@ -94,7 +99,9 @@ impl Server {
                 cmd.env_remove(&key);
             }
         }
-        cmd.env("HOOKD_ADMIN_TOKEN", token).env("HOOKD_LOG", "info");
+        cmd.env("HOOKD_ADMIN_TOKEN", token)
+            .env("HOOKD_LOG", "info")
+            .envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawning the hookd binary");
 
         let log = OutputLog::default();
@@ -129,17 +136,12 @@ impl Server {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "hookd did not report listening within {START_DEADLINE:?}\n{}",
-                        server.log.text()
-                    )
+                    // Dropping `server` kills it and prints what it wrote.
+                    panic!("hookd did not report listening within {START_DEADLINE:?}")
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = server.child.wait().ok();
-                    panic!(
-                        "hookd exited ({status:?}) before listening\n{}",
-                        server.log.text()
-                    )
+                    panic!("hookd exited ({status:?}) before listening")
                 }
             }
         }
@@ -172,8 +174,7 @@ impl Server {
             }
             assert!(
                 Instant::now() < deadline,
-                "hookd did not exit within {STOP_DEADLINE:?} of SIGTERM\n{}",
-                self.output()
+                "hookd did not exit within {STOP_DEADLINE:?} of SIGTERM"
             );
             thread::sleep(Duration::from_millis(20));
         }
