@@ -245,6 +245,24 @@ async fn repeated_post_with_same_idempotency_key_replays_the_first_response() {
 }
 
 #[tokio::test]
+async fn concurrent_posts_with_same_idempotency_key_create_one_app() {
+    let srv = TestServer::start().await;
+    let baseline = app_count(&srv).await;
+    let key = [("idempotency-key", "racing")];
+    let body = json!({"name": "raced", "uid": "raced"});
+    let (a, b, c) = tokio::join!(
+        srv.call_as(TOKEN, "POST", "/app", Some(body.clone()), &key),
+        srv.call_as(TOKEN, "POST", "/app", Some(body.clone()), &key),
+        srv.call_as(TOKEN, "POST", "/app", Some(body.clone()), &key),
+    );
+    for (s, r) in [&a, &b, &c] {
+        assert_eq!(*s, 201, "{r}");
+        assert_eq!(r, &a.1, "every caller sees the first response");
+    }
+    assert_eq!(app_count(&srv).await, baseline + 1);
+}
+
+#[tokio::test]
 async fn same_idempotency_key_on_a_different_uri_is_independent() {
     let srv = TestServer::start().await;
     let baseline = app_count(&srv).await;

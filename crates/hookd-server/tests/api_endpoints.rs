@@ -142,6 +142,82 @@ async fn endpoint_is_addressable_by_uid_for_get_patch_delete() {
 }
 
 #[tokio::test]
+async fn endpoint_patch_accepts_filter_types_alias_and_null_clears_filters() {
+    let srv = TestServer::start().await;
+    let app = srv.app("acme").await;
+    event_type(&srv, "user.created").await;
+    srv.endpoint(
+        &app,
+        json!({"url": URL, "uid": "e", "channels": ["eu"], "rateLimit": 3}),
+    )
+    .await;
+    let path = format!("/app/{app}/endpoint/e");
+    let (s, b) = srv
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"filterTypes": ["user.created"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["eventTypes"], json!(["user.created"]));
+    assert_eq!(b["filterTypes"], json!(["user.created"]));
+    assert_eq!(b["channels"], json!(["eu"]), "untouched");
+    assert_eq!(b["throttleRate"], 3);
+
+    let (s, b) = srv
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"eventTypes": null, "channels": null, "throttleRate": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b["eventTypes"].is_null() && b["filterTypes"].is_null(),
+        "{b}"
+    );
+    assert!(b["channels"].is_null(), "{b}");
+    assert!(
+        b["throttleRate"].is_null() && b["rateLimit"].is_null(),
+        "{b}"
+    );
+    assert_eq!(srv.get(&path).await.1, b);
+
+    let (s, b) = srv
+        .call("PATCH", &path, Some(json!({"filterTypes": ["no.such"]})))
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["detail"][0]["loc"][0], "body", "{b}");
+    assert!(srv.get(&path).await.1["eventTypes"].is_null(), "unchanged");
+}
+
+#[tokio::test]
+async fn endpoint_put_creates_by_uid_then_updates_keeping_the_secret() {
+    let srv = TestServer::start().await;
+    let app = srv.app("acme").await;
+    let path = format!("/app/{app}/endpoint/upserted");
+    let (s, created) = srv
+        .call("PUT", &path, Some(json!({"url": URL, "secret": SECRET})))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["uid"], "upserted");
+    let (s, updated) = srv
+        .call(
+            "PUT",
+            &path,
+            Some(json!({"url": "https://example.org/v2", "description": "v2"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{updated}");
+    assert_eq!(updated["id"], created["id"]);
+    assert_eq!(updated["url"], "https://example.org/v2");
+    assert_eq!(updated["uid"], "upserted");
+    assert_eq!(srv.get(&format!("{path}/secret")).await.1["key"], SECRET);
+    assert_eq!(list(&srv, &app).await.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn endpoint_uid_is_unique_per_app_only() {
     let srv = TestServer::start().await;
     let a = srv.app("a").await;

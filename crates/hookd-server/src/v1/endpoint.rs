@@ -62,8 +62,41 @@ pub struct EndpointIn {
     pub headers: Option<BTreeMap<String, String>>,
     /// Accepted for 1.x clients; always 1.
     pub version: Option<i64>,
-    #[serde(flatten)]
-    pub ext: Extensions,
+    // hookd extensions, inlined (not flattened) so a bad value's 422 names its path.
+    /// hookd: signature scheme; see `Extensions`.
+    #[schema(value_type = Option<Object>)]
+    pub signing: Option<Signing>,
+    /// hookd: payload shape; see `Extensions`.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<PayloadShape>,
+    /// hookd: retry preset or schedule; see `Extensions`.
+    #[schema(value_type = Option<Object>)]
+    pub retry: Option<RetrySetting>,
+    /// hookd: request timeout in ms (1000..=30000).
+    pub timeout_ms: Option<u64>,
+    /// hookd: batching; see `Extensions`.
+    #[schema(value_type = Option<Object>)]
+    pub batch: Option<Batch>,
+}
+
+impl EndpointIn {
+    fn take_ext(&mut self) -> Extensions {
+        Extensions {
+            signing: self.signing.take(),
+            payload: self.payload.take(),
+            retry: self.retry.take(),
+            timeout_ms: self.timeout_ms.take(),
+            batch: self.batch.take(),
+        }
+    }
+
+    fn put_ext(&mut self, ext: Extensions) {
+        self.signing = ext.signing;
+        self.payload = ext.payload;
+        self.retry = ext.retry;
+        self.timeout_ms = ext.timeout_ms;
+        self.batch = ext.batch;
+    }
 }
 
 /// hookd extensions to the endpoint resource (the Svix SDKs ignore them).
@@ -300,6 +333,8 @@ async fn endpoint_from(
     body: EndpointIn,
     uid: Option<String>,
 ) -> ApiResult<Endpoint> {
+    let mut body = body;
+    let ext = body.take_ext();
     let mut checks = Checks::default();
     check_url(&mut checks, state, &body.url);
     let uid = body.uid.or(uid);
@@ -309,7 +344,7 @@ async fn endpoint_from(
     let throttle = rate(&mut checks, body.throttle_rate, body.rate_limit);
     let types = event_type_filter(&mut checks, body.event_types, body.filter_types);
     let channels = channel_filter(&mut checks, body.channels);
-    let settings = body.ext.over(EndpointSettings::default());
+    let settings = ext.over(EndpointSettings::default());
     check_settings(&mut checks, &settings);
     let secret = check_secret(&mut checks, "secret", &settings, body.secret.as_deref());
     check_metadata(&mut checks, body.metadata.as_ref());
@@ -411,8 +446,8 @@ async fn upsert_endpoint(
             // Settings not named in the body stay as they were: the Svix SDKs
             // do not know them and must not wipe them with an upsert.
             let old_settings = EndpointSettings::from_json(&existing.settings);
-            let merged = std::mem::take(&mut body.ext).over(old_settings);
-            body.ext = Extensions::from_settings(merged);
+            let merged = body.take_ext().over(old_settings);
+            body.put_ext(Extensions::from_settings(merged));
             let fresh = endpoint_from(&state, &app, body, existing.uid.clone()).await?;
             let kind = EndpointSettings::from_json(&fresh.settings)
                 .signing()
