@@ -54,12 +54,6 @@ def test_expire_all_revokes_the_application_tokens(svix, make_client):
     assert svix.application.get(app.id).id == app.id, "the admin token is not affected"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hookd bug: POST /api/v1/auth/logout with an app-portal token answers 409 "
-    "{code: conflict, detail: 'That token already exists'} instead of 204 (the handler re-inserts "
-    "the token record to expire it), and the token stays valid",
-)
 def test_logout_ends_the_app_portal_session(svix, make_client):
     app = new_app(svix)
     portal = portal_client(svix, make_client, app.id)

@@ -148,12 +148,6 @@ def test_endpoint_rotate_secret_replaces_the_key(svix, app):
     assert svix.endpoint.get_secret(app.id, ep.id).key == chosen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hookd divergence: the 11th rotation within the grace period answers 400 with code "
-    "'generic_error' (detail 'limit_reached: ...'); svix-api.md §3 and the OSS server use code "
-    "'limit_reached'",
-)
 def test_endpoint_rotate_secret_past_ten_old_keys_is_limit_reached(svix, app):
     ep = new_endpoint(svix, app.id)
     for _ in range(10):

@@ -5,9 +5,16 @@ import json
 import uuid
 
 import pytest
-from helpers import dead_url, expect_http_error, expect_validation_error, unique, unique_event_type, zero_id
-from svix.api import ApplicationIn, ApplicationListOptions, BulkExpungeContentsIn, EndpointIn, EventTypeIn, MessageIn
-from svix.exceptions import HttpError, HTTPValidationError
+from helpers import dead_url, expect_http_error, expect_validation_error, unique, unique_event_type, wait_until, zero_id
+from svix.api import (
+    ApplicationIn,
+    ApplicationListOptions,
+    BulkExpungeContentsIn,
+    EndpointIn,
+    EventTypeIn,
+    MessageGetOptions,
+    MessageIn,
+)
 
 
 def test_a_wrong_token_is_unauthorized(make_client):
@@ -44,23 +51,29 @@ def test_a_body_over_the_size_limit_is_payload_too_large(svix, app):
     expect_http_error(413, "payload_too_large", svix.message.create, app.id, MessageIn(event_type="big", payload=huge))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=json.JSONDecodeError,
-    reason="hookd bug: POST .../msg/bulk-expunge and POST .../msg/expunge-all-contents (SDK "
-    "bulk_expunge_content, expunge_all_contents) match the GET-only route /msg/{msg_id} and get "
-    "405 with an EMPTY body, so the SDK raises JSONDecodeError instead of HttpError (svix-api.md §0: "
-    "always send JSON errors); paths with no route at all get a JSON 404 as they should",
-)
-def test_sdk_methods_hookd_lacks_fail_with_an_http_error(svix, app):
-    for call in (
-        lambda: svix.message.bulk_expunge_content(app.id, BulkExpungeContentsIn(ids=[zero_id("msg")])),
-        lambda: svix.message.expunge_all_contents(app.id),
-    ):
-        try:
-            call()
-        except (HttpError, HTTPValidationError):
-            pass
+def test_bulk_expunge_and_expunge_all_contents_drop_payloads(svix, app):
+    kept = svix.message.create(app.id, MessageIn(event_type="bulk.x", payload={"keep": 1}))
+    first = svix.message.create(app.id, MessageIn(event_type="bulk.x", payload={"drop": 1}))
+    missing = zero_id("msg")
+    out = svix.message.bulk_expunge_content(app.id, BulkExpungeContentsIn(ids=[first.id, missing]))
+    assert {k: v.value for k, v in out.results.items()} == {first.id: "expunged", missing: "not-found"}
+    assert svix.message.get(app.id, first.id, MessageGetOptions(with_content=True)).payload == {"expired": True}
+    assert svix.message.get(app.id, kept.id, MessageGetOptions(with_content=True)).payload == {"keep": 1}
+    task = svix.message.expunge_all_contents(app.id)
+    assert task.task.value == "application.purge_content"
+    wait_until(
+        "every payload expunged",
+        lambda: svix.message.get(app.id, kept.id, MessageGetOptions(with_content=True)).payload == {"expired": True},
+    )
+
+
+def test_unserved_routes_and_methods_answer_json_errors(raw, app):
+    resp = raw.delete("/api/v1/health")
+    assert resp.status_code == 405
+    assert resp.json()["code"] == "method_not_allowed"
+    resp = raw.get(f"/api/v1/app/{app.id}/endpoint/{zero_id('ep')}/attempt-stats")
+    assert resp.status_code == 501
+    assert resp.json()["code"] == "not_implemented"
 
 
 def test_error_bodies_are_json_in_the_svix_shape(raw):

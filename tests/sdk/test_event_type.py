@@ -79,12 +79,6 @@ def test_event_type_delete_archives_and_expunge_removes(svix):
     expect_http_error(404, "not_found", svix.event_type.delete, name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hookd bug: POST /api/v1/event-type for an archived name answers 409 'An event type with "
-    "that name already exists' instead of unarchiving it (SDK 2.9.1 docstring and the OSS server: "
-    "'Create new or unarchive existing event type')",
-)
 def test_event_type_create_unarchives_an_archived_type(svix):
     name = new_event_type(svix, "revived", description="old")
     svix.event_type.delete(name)

@@ -72,11 +72,6 @@ def test_message_create_for_a_missing_app_is_not_found(svix):
     expect_http_error(404, "not_found", svix.message.create, unique("app"), MessageIn(event_type="x", payload={}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hookd divergence: MessageIn.deliverAt is silently dropped (the message goes out at once) "
-    "and MessageOut has no deliverAt; svix-api.md §4b lists deliverAt in MessageIn and MessageOut",
-)
 def test_message_create_keeps_deliver_at(svix, app):
     when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).replace(microsecond=0)
     msg = svix.message.create(app.id, MessageIn(event_type="later.please", payload={}, deliver_at=when))

@@ -91,6 +91,17 @@ pub struct Message {
     pub channels: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
+    /// When the producer asked for delivery to start (`deliverAt`); `None` = at once.
+    pub deliver_at: Option<DateTime<Utc>>,
+}
+
+impl Message {
+    /// When the message's deliveries are first due.
+    pub fn first_due(&self) -> DateTime<Utc> {
+        self.deliver_at
+            .filter(|t| *t > self.created_at)
+            .unwrap_or(self.created_at)
+    }
 }
 
 /// Delivery status of a message to one endpoint, with Svix's numbering.
@@ -218,6 +229,10 @@ pub struct EndpointStats {
 /// The current time at the millisecond precision the stores keep, so that a
 /// record reads back exactly as it was returned when created.
 pub fn now() -> DateTime<Utc> {
-    let t = Utc::now();
+    truncate_ms(Utc::now())
+}
+
+/// `t` cut to the millisecond precision the stores keep.
+pub fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }

@@ -49,6 +49,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     BadRequest(String),
+    /// A quota was hit (Svix code `limit_reached`).
+    #[error("{0}")]
+    LimitReached(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -61,6 +64,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     Unavailable(String),
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -80,6 +87,9 @@ impl ApiError {
         match self {
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "generic_error"),
+            Self::LimitReached(_) => (StatusCode::BAD_REQUEST, "limit_reached"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "authentication_failed"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_access"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -130,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         get(move || std::future::ready(axum::Json(doc.as_ref().clone()))),
     )
     .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+    .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         idempotency::middleware,

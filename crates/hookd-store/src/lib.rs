@@ -46,6 +46,8 @@ pub trait Store: Send + Sync + 'static {
     /// The token with this SHA-256 hash (hex), whether or not it has expired.
     async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
     async fn count_admin_tokens(&self) -> Result<u64>;
+    /// Expires the token with this hash at `at` (unless it expires sooner). True if it exists.
+    async fn expire_token(&self, hash: &str, at: DateTime<Utc>) -> Result<bool>;
     /// Expires every app-scoped token of `app_id` at `at`.
     async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> Result<()>;
 

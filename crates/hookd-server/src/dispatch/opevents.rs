@@ -130,6 +130,7 @@ impl OpEvents {
             channels: None,
             tags: None,
             created_at: model::now(),
+            deliver_at: None,
         };
         let deliveries = engine.store.create_message(&op_msg).await?;
         let tasks = deliveries

@@ -128,10 +128,10 @@ async fn dashboard_access(
 #[utoipa::path(post, path = "/auth/logout", tag = "Authentication", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     if let TokenScope::App(_) = caller.scope {
-        if let Some(mut rec) = state.store.find_token(&caller.token_hash).await? {
-            rec.expires_at = Some(hookd_core::model::now());
-            state.store.insert_token(&rec).await?;
-        }
+        state
+            .store
+            .expire_token(&caller.token_hash, hookd_core::model::now())
+            .await?;
         state.tokens.clear();
     }
     Ok(StatusCode::NO_CONTENT)

@@ -647,8 +647,8 @@ async fn rotate_secret(
     ep.old_secrets.retain(|o| o.expires_at > now);
     if grace > 0 {
         if ep.old_secrets.len() >= MAX_OLD_SECRETS {
-            return Err(ApiError::BadRequest(format!(
-                "limit_reached: at most {MAX_OLD_SECRETS} previous secrets may still be valid; wait for one to expire"
+            return Err(ApiError::LimitReached(format!(
+                "at most {MAX_OLD_SECRETS} previous secrets may still be valid; wait for one to expire"
             )));
         }
         ep.old_secrets.push(OldSecret {

@@ -200,8 +200,21 @@ async fn create_event_type(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_event_type(&et).await?;
-    Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
+    match state.store.event_type(&et.name).await? {
+        // Creating an archived event type brings it back, with the new definition.
+        Some(existing) if existing.archived => {
+            let et = EventType {
+                created_at: existing.created_at,
+                ..et
+            };
+            state.store.update_event_type(&et).await?;
+            Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
+        }
+        _ => {
+            state.store.create_event_type(&et).await?;
+            Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
+        }
+    }
 }
 
 async fn load(state: &AppState, name: &str) -> ApiResult<EventType> {

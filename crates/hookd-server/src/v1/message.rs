@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 const MAX_CHANNELS: usize = 10;
 const MAX_TAGS: usize = 5;
+const MAX_DELIVER_AHEAD_DAYS: i64 = 30;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -49,6 +50,8 @@ pub struct MessageIn {
     /// Accepted for compatibility; payloads are kept until expunged.
     pub payload_retention_period: Option<i64>,
     pub payload_retention_hours: Option<i64>,
+    /// Start delivering at this time instead of at once (at most 30 days ahead).
+    pub deliver_at: Option<chrono::DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,6 +65,8 @@ pub struct MessageOut {
     pub channels: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
     pub timestamp: chrono::DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<chrono::DateTime<Utc>>,
 }
 
 pub fn payload_json(payload: Option<&str>, with_content: bool) -> Box<RawValue> {
@@ -84,6 +89,7 @@ impl MessageOut {
             channels: m.channels,
             tags: m.tags,
             timestamp: m.created_at,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -157,6 +163,16 @@ async fn create_message(
         MAX_CHANNELS,
     );
     check_names(&mut checks, "tags", body.tags.as_ref(), MAX_TAGS);
+    let now = hookd_core::model::now();
+    if body
+        .deliver_at
+        .is_some_and(|t| t > now + chrono::Duration::days(MAX_DELIVER_AHEAD_DAYS))
+    {
+        checks.fail(
+            &["deliverAt"],
+            format!("deliverAt may be at most {MAX_DELIVER_AHEAD_DAYS} days in the future"),
+        );
+    }
     checks.finish()?;
     let app = app_for_message(&state, &caller, &app_id, body.application).await?;
     let msg = Message {
@@ -167,7 +183,11 @@ async fn create_message(
         payload: Some(body.payload.get().to_string()),
         channels: body.channels.filter(|c| !c.is_empty()),
         tags: body.tags.filter(|t| !t.is_empty()),
-        created_at: hookd_core::model::now(),
+        created_at: now,
+        deliver_at: body
+            .deliver_at
+            .map(|t| hookd_core::model::truncate_ms(t))
+            .filter(|t| *t > now),
     };
     let deliveries = state
         .store

@@ -5,9 +5,11 @@ pub mod attempt;
 pub mod auth;
 pub mod endpoint;
 pub mod event_type;
+pub mod expunge;
 pub mod health;
 pub mod message;
 pub mod recovery;
+mod unsupported;
 mod util;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -24,4 +26,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(health::routes())
         .merge(recovery::routes())
+        .merge(expunge::routes())
+        .merge(unsupported::routes())
 }

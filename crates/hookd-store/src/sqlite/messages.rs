@@ -21,6 +21,7 @@ pub(super) const COLUMNS: &[&str] = &[
     "channels",
     "tags",
     "created_at",
+    "deliver_at",
 ];
 
 pub(super) fn from_cols(c: &Cols<'_>) -> Result<Message> {
@@ -33,6 +34,7 @@ pub(super) fn from_cols(c: &Cols<'_>) -> Result<Message> {
         channels: c.opt_json("channels")?,
         tags: c.opt_json("tags")?,
         created_at: c.time("created_at")?,
+        deliver_at: c.opt_time("deliver_at")?,
     })
 }
 
@@ -49,8 +51,8 @@ fn select_m(filter: &str) -> String {
 pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Delivery>> {
     let mut tx = pool.begin().await.map_err(db)?;
     sqlx::query(
-        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&msg.id)
     .bind(&msg.app_id)
@@ -60,6 +62,7 @@ pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Deliv
     .bind(opt_json(msg.channels.as_ref())?)
     .bind(opt_json(msg.tags.as_ref())?)
     .bind(ms(msg.created_at))
+    .bind(msg.deliver_at.map(ms))
     .execute(&mut *tx)
     .await
     .map_err(db)?;
@@ -84,7 +87,7 @@ pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Deliv
             endpoint_id: ep.id,
             status: MessageStatus::Pending,
             attempts: 0,
-            next_attempt: Some(msg.created_at),
+            next_attempt: Some(msg.first_due()),
             created_at: msg.created_at,
             updated_at: msg.created_at,
         };

@@ -131,6 +131,10 @@ impl Store for SqliteStore {
         tokens::count_admin(&self.pool).await
     }
 
+    async fn expire_token(&self, hash: &str, at: DateTime<Utc>) -> Result<bool> {
+        tokens::expire(&self.pool, hash, at).await
+    }
+
     async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> Result<()> {
         tokens::expire_for_app(&self.pool, app_id, at).await
     }

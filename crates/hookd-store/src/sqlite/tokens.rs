@@ -82,3 +82,17 @@ pub(super) async fn expire_for_app(
         .map_err(db)?;
     Ok(())
 }
+
+pub(super) async fn expire(pool: &SqlitePool, hash: &str, at: DateTime<Utc>) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE tokens SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END \
+         WHERE hash = ?",
+    )
+    .bind(ms(at))
+    .bind(ms(at))
+    .bind(hash)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}

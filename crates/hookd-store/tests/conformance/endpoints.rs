@@ -318,3 +318,102 @@ pub async fn endpoint_stats_count_deliveries_by_status_within_the_window(store: 
         EndpointStats::default()
     );
 }
+
+pub async fn failing_clock_starts_once_and_stops_on_demand(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |_| {}).await;
+    let t0 = now();
+    let started = store.endpoint_failing_since(&ep.id, t0).await.unwrap();
+    assert_eq!(started, t0);
+    let later = t0 + secs(60);
+    assert_eq!(
+        store.endpoint_failing_since(&ep.id, later).await.unwrap(),
+        t0,
+        "a running clock keeps its start"
+    );
+    store
+        .set_endpoint_failing_since(&ep.id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.endpoint_failing_since(&ep.id, later).await.unwrap(),
+        later,
+        "a stopped clock restarts"
+    );
+    assert!(matches!(
+        store.endpoint_failing_since("ep_missing", t0).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn disabling_reports_whether_it_changed_anything(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |e| e.disabled = false).await;
+    assert!(store
+        .disable_endpoint(&app.id, &ep.id, now())
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .disable_endpoint(&app.id, &ep.id, now())
+            .await
+            .unwrap(),
+        "already disabled"
+    );
+    let got = store
+        .endpoint_by_key(&app.id, &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.disabled);
+    let other = new_app(&store).await;
+    let foreign = new_endpoint(&store, &other.id, |e| e.disabled = false).await;
+    assert!(
+        !store
+            .disable_endpoint(&app.id, &foreign.id, now())
+            .await
+            .unwrap(),
+        "only within its app"
+    );
+}
+
+pub async fn reenabling_an_endpoint_stops_its_failing_clock(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |e| e.disabled = false).await;
+    let t0 = now();
+    store.endpoint_failing_since(&ep.id, t0).await.unwrap();
+    store.disable_endpoint(&app.id, &ep.id, t0).await.unwrap();
+    let mut disabled = store
+        .endpoint_by_key(&app.id, &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
+    // An update that keeps it disabled keeps the clock.
+    disabled.description = "still off".into();
+    store.update_endpoint(&disabled).await.unwrap();
+    assert_eq!(
+        store
+            .endpoint_failing_since(&ep.id, t0 + secs(5))
+            .await
+            .unwrap(),
+        t0
+    );
+    let mut enabled = disabled.clone();
+    enabled.disabled = false;
+    store.update_endpoint(&enabled).await.unwrap();
+    let later = t0 + secs(10);
+    assert_eq!(
+        store.endpoint_failing_since(&ep.id, later).await.unwrap(),
+        later,
+        "re-enabling starts afresh"
+    );
+    assert_eq!(
+        store
+            .endpoint_by_key(&app.id, &ep.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .description,
+        "still off"
+    );
+}

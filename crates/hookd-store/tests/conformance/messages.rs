@@ -324,3 +324,22 @@ pub async fn expunged_message_reads_back_without_payload(store: DynStore) {
         .await
         .unwrap());
 }
+
+pub async fn scheduled_message_deliveries_are_due_at_deliver_at(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let at = now() + secs(3600);
+    let mut msg = message_for(&app.id, "user.created");
+    msg.deliver_at = Some(at);
+    let deliveries = store.create_message(&msg).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].next_attempt, Some(at));
+    let stored = store
+        .message_by_key(&app.id, &msg.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.deliver_at, Some(at));
+    let pending = store.list_pending_deliveries(None, 10).await.unwrap();
+    assert_eq!(pending[0].next_attempt, Some(at));
+}

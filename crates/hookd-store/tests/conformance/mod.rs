@@ -40,6 +40,9 @@ macro_rules! conformance_tests {
             endpoints::updating_an_endpoint_replaces_it,
             endpoints::deleting_an_endpoint_removes_its_deliveries_and_attempts,
             endpoints::endpoint_stats_count_deliveries_by_status_within_the_window,
+            endpoints::failing_clock_starts_once_and_stops_on_demand,
+            endpoints::disabling_reports_whether_it_changed_anything,
+            endpoints::reenabling_an_endpoint_stops_its_failing_clock,
             messages::create_message_fans_out_only_to_matching_enabled_endpoints,
             messages::creating_a_message_for_a_missing_app_is_not_found,
             messages::duplicate_event_id_is_a_conflict,
@@ -47,6 +50,7 @@ macro_rules! conformance_tests {
             messages::message_filters_select_by_channel_tag_type_and_time,
             messages::messages_page_by_id_in_either_direction,
             messages::expunged_message_reads_back_without_payload,
+            messages::scheduled_message_deliveries_are_due_at_deliver_at,
             deliveries::deliveries_are_found_by_id_and_by_message_and_endpoint,
             deliveries::message_destinations_pair_deliveries_with_endpoints_in_pages,
             deliveries::endpoint_messages_filter_by_delivery_status_and_page_by_message_id,
@@ -177,6 +181,7 @@ pub fn message_for(app_id: &str, event_type: &str) -> Message {
         channels: None,
         tags: None,
         created_at: now(),
+        deliver_at: None,
     }
 }
 
