@@ -156,6 +156,12 @@ impl Server {
         self.log.text()
     }
 
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill_hard(&mut self) -> ExitStatus {
+        self.child.kill().expect("sending SIGKILL to hookd");
+        self.child.wait().expect("reaping hookd")
+    }
+
     /// Sends SIGTERM and waits, up to [`STOP_DEADLINE`], for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
