@@ -1,17 +1,26 @@
 //! The delivery queue: which delivery to attempt next, and when. The store is
 //! the durable truth (every task mirrors a pending delivery row); the queue is
 //! how workers learn about due work without polling the store.
+//!
+//! Backends are chosen by URL scheme in [`open`]: the embedded in-process queue
+//! by default, or [`redis::RedisQueue`] for `redis://` / `rediss://`, which lets
+//! several hookd nodes share one queue.
 
 pub mod embedded;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// One unit of work: attempt delivery `delivery_id` at or after `due`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializable because shared backends store it as JSON; two tasks with the
+/// same fields encode identically, which lets a backend collapse duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub delivery_id: String,
     pub msg_id: String,
@@ -42,6 +51,8 @@ pub enum QueueError {
 
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
 
+// `len` is a gauge for metrics and tests, not a collection API.
+#[allow(clippy::len_without_is_empty)]
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
     /// Adds tasks; each becomes visible to `pop` at its `due` time.
@@ -53,17 +64,85 @@ pub trait Queue: Send + Sync + 'static {
     async fn ack(&self, leases: &[Lease]) -> Result<()>;
     /// Tasks waiting (due or not), for metrics and tests.
     async fn len(&self) -> Result<usize>;
+    /// How many times this backend found its shared state gone (a Redis that
+    /// restarted without persistence, a deleted stream) and rebuilt it empty.
+    /// Tasks queued before such a loss are gone with it; when this number
+    /// changes, the pending deliveries in the store should be queued again.
+    /// Always 0 for backends that cannot lose state on their own.
+    fn resets(&self) -> u64 {
+        0
+    }
 }
 
-/// Opens the queue the URL names; `None` (or `embedded:`) is the in-process queue.
-pub fn open(url: Option<&str>) -> Result<Arc<dyn Queue>> {
-    match url {
-        None | Some("") | Some("embedded:") | Some("memory:") => {
-            Ok(Arc::new(embedded::EmbeddedQueue::new()))
-        }
-        Some(other) => Err(QueueError::Unavailable(
-            format!("unsupported queue URL {other:?}; this build has the embedded queue only")
-                .into(),
+/// The URL schemes [`open`] understands, checked without connecting (for
+/// config validation). The error names the problem but never repeats the URL,
+/// which may hold a password.
+pub fn check_url(url: &str) -> Result<(), String> {
+    match backend(url)? {
+        Backend::Embedded => Ok(()),
+        Backend::Redis => ::redis::IntoConnectionInfo::into_connection_info(url)
+            .map(|_| ())
+            .map_err(|e| format!("invalid Redis URL: {e}")),
+    }
+}
+
+/// Opens the queue the URL names; `None` (or `embedded:`) is the in-process
+/// queue, `redis://` and `rediss://` the Redis queue with default options.
+pub async fn open(url: Option<&str>) -> Result<Arc<dyn Queue>> {
+    let url = url.unwrap_or_default();
+    match backend(url).map_err(|e| QueueError::Unavailable(e.into()))? {
+        Backend::Embedded => Ok(Arc::new(embedded::EmbeddedQueue::new())),
+        Backend::Redis => Ok(Arc::new(
+            redis::RedisQueue::connect(url, redis::RedisOptions::default()).await?,
         )),
+    }
+}
+
+enum Backend {
+    Embedded,
+    Redis,
+}
+
+fn backend(url: &str) -> Result<Backend, String> {
+    match url {
+        "" | "embedded:" | "memory:" => Ok(Backend::Embedded),
+        _ if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Backend::Redis),
+        _ => {
+            let scheme = url.split_once(':').map_or("", |(s, _)| s);
+            Err(format!(
+                "unsupported queue URL scheme {scheme:?}; use embedded:, redis:// or rediss://"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn queue_urls_are_checked_by_scheme_without_connecting() {
+        for ok in [
+            "",
+            "embedded:",
+            "memory:",
+            "redis://127.0.0.1:1",
+            "rediss://user:pw@redis.example:6380/2",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+        let err = check_url("amqp://guest:hunter2@mq").unwrap_err();
+        assert!(err.contains("\"amqp\""), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the error repeats a password: {err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_url_opens_the_embedded_queue() {
+        let q = super::open(None).await.unwrap();
+        assert_eq!(q.len().await.unwrap(), 0);
+        assert!(super::open(Some("amqp://mq")).await.is_err());
     }
 }

@@ -1,29 +1,34 @@
-//! Behaviour every queue backend must show. Written once against `dyn Queue`.
+//! Behaviour every queue backend must show. Written once against `dyn Queue`;
+//! runs on the embedded queue always, and on Redis when `HOOKD_TEST_REDIS_URL`
+//! is set.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use hookd_queue::{embedded::EmbeddedQueue, Queue, Task};
+use common::{task, TestKeys};
+use hookd_queue::{embedded::EmbeddedQueue, Queue};
 
-fn task(n: usize, delay_ms: i64) -> Task {
-    Task {
-        delivery_id: format!("msgep_{n}"),
-        msg_id: format!("msg_{n}"),
-        endpoint_id: "ep_1".into(),
-        app_id: "app_1".into(),
-        due: Utc::now() + chrono::Duration::milliseconds(delay_ms),
-        manual: false,
+/// Each backend with what must live as long as it (a Redis queue's own keys,
+/// deleted when the test is done with them).
+async fn backends() -> Vec<(&'static str, Arc<dyn Queue>, Option<TestKeys>)> {
+    let mut all: Vec<(&'static str, Arc<dyn Queue>, Option<TestKeys>)> =
+        vec![("embedded", Arc::new(EmbeddedQueue::new()), None)];
+    match common::redis_url() {
+        Some(url) => {
+            let keys = TestKeys::new(&url);
+            let queue = keys.queue("conformance", Duration::from_secs(30)).await;
+            all.push(("redis", Arc::new(queue), Some(keys)));
+        }
+        None => eprintln!("skipping Redis queue conformance: HOOKD_TEST_REDIS_URL not set"),
     }
-}
-
-fn backends() -> Vec<(&'static str, Arc<dyn Queue>)> {
-    vec![("embedded", Arc::new(EmbeddedQueue::new()))]
+    all
 }
 
 #[tokio::test]
 async fn due_tasks_come_out_in_due_order() {
-    for (name, q) in backends() {
+    for (name, q, _keys) in backends().await {
         q.push(vec![task(2, -5), task(1, -10), task(3, 0)])
             .await
             .unwrap();
@@ -37,7 +42,7 @@ async fn due_tasks_come_out_in_due_order() {
 
 #[tokio::test]
 async fn future_tasks_wait_until_due() {
-    for (name, q) in backends() {
+    for (name, q, _keys) in backends().await {
         q.push(vec![task(1, 300)]).await.unwrap();
         assert!(
             q.pop(10, Duration::from_millis(50))
@@ -58,7 +63,7 @@ async fn future_tasks_wait_until_due() {
 
 #[tokio::test]
 async fn a_push_wakes_a_waiting_pop_at_once() {
-    for (name, q) in backends() {
+    for (name, q, _keys) in backends().await {
         let q2 = q.clone();
         let waiter = tokio::spawn(async move {
             let start = Instant::now();
@@ -78,7 +83,7 @@ async fn a_push_wakes_a_waiting_pop_at_once() {
 
 #[tokio::test]
 async fn pop_respects_max_and_leaves_the_rest() {
-    for (name, q) in backends() {
+    for (name, q, _keys) in backends().await {
         q.push((0..5).map(|n| task(n, -1)).collect()).await.unwrap();
         assert_eq!(
             q.pop(2, Duration::from_millis(10)).await.unwrap().len(),
@@ -96,7 +101,7 @@ async fn pop_respects_max_and_leaves_the_rest() {
 
 #[tokio::test]
 async fn every_pushed_task_is_popped_exactly_once_under_concurrency() {
-    for (name, q) in backends() {
+    for (name, q, _keys) in backends().await {
         let n = 2_000;
         q.push((0..n).map(|i| task(i, 0)).collect()).await.unwrap();
         let mut handles = Vec::new();

@@ -125,19 +125,64 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", v1::routes())
         .split_for_parts();
     let doc = Arc::new(doc);
-    api.route(
-        "/api/v1/openapi.json",
-        get(move || std::future::ready(axum::Json(doc.as_ref().clone()))),
-    )
-    .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
-    .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::middleware,
-    ))
-    .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-    .layer(TraceLayer::new_for_http())
-    .with_state(state)
+    api.route("/health/ready", get(ready))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || std::future::ready(axum::Json(doc.as_ref().clone()))),
+        )
+        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Readiness: 200 while the store and the queue answer, else 503 naming the
+/// backend that does not. Load balancers should route by this, not by liveness.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let store = state
+        .store
+        .ping()
+        .await
+        .err()
+        .map(|e| format!("store: {e}"));
+    let queue = state.queue.len().await.err().map(|e| format!("queue: {e}"));
+    let problems: Vec<String> = store.into_iter().chain(queue).collect();
+    if problems.is_empty() {
+        (
+            axum::http::StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        )
+            .into_response()
+    } else {
+        let body = serde_json::json!({"status": "unready", "problems": problems});
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(body),
+        )
+            .into_response()
+    }
+}
+
+/// The routes a worker-only node serves: liveness and readiness, no API.
+pub fn worker_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/health",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
+        .route("/health/ready", get(ready))
+        .fallback(|| async {
+            error::ApiError::NotFound("this node runs delivery workers only".into())
+        })
+        .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets
@@ -147,7 +192,16 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves `app` on `listener` until `shutdown`, letting open requests finish.
+pub async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

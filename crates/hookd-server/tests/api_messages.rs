@@ -38,14 +38,15 @@ async fn all_msgs(srv: &TestServer, app: &str) -> Value {
     b["data"].clone()
 }
 
-/// Waits until the wall clock is past `ts` (an RFC 3339 timestamp), so the next
-/// message gets a strictly later timestamp.
+/// Waits until the wall clock is in a later millisecond than `ts` (an RFC 3339
+/// timestamp), so the next message gets a strictly later timestamp.
 async fn clock_past(ts: &str) {
-    let t = chrono::DateTime::parse_from_rfc3339(ts).unwrap();
-    eventually(
-        WAIT,
-        || async move { (chrono::Utc::now() > t).then_some(()) },
-    )
+    let t = chrono::DateTime::parse_from_rfc3339(ts)
+        .unwrap()
+        .timestamp_millis();
+    eventually(WAIT, || async move {
+        (chrono::Utc::now().timestamp_millis() > t).then_some(())
+    })
     .await
     .expect("clock advances");
 }
@@ -265,16 +266,7 @@ async fn non_object_payload_is_422_at_body_payload() {
             )
             .await;
         assert_eq!(s, 422, "{bad}: {b}");
-        assert_eq!(b["detail"][0]["loc"][0], "body", "{b}");
-        assert!(
-            b["detail"][0]["loc"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|l| l == "payload")
-                || b["detail"][0]["msg"].as_str().unwrap().contains("payload"),
-            "{b}"
-        );
+        assert_validation(&b, &["body", "payload"]);
     }
     assert_eq!(all_msgs(&srv, &app).await, json!([]));
 }
@@ -322,7 +314,7 @@ async fn precheck_reports_whether_any_endpoint_would_receive() {
     assert_eq!(s, 201);
     srv.endpoint(
         &app,
-        json!({"url": "https://example.com/h", "eventTypes": ["user.created"]}),
+        json!({"url": "https://example.com/h", "uid": "filtered", "eventTypes": ["user.created"]}),
     )
     .await;
     let (_, b) = srv.post(&path, json!({"eventType": "user.created"})).await;
@@ -334,12 +326,7 @@ async fn precheck_reports_whether_any_endpoint_would_receive() {
     let (s, _) = srv
         .call(
             "PATCH",
-            &format!(
-                "/app/{app}/endpoint/{}",
-                srv.get(&format!("/app/{app}/endpoint")).await.1["data"][0]["id"]
-                    .as_str()
-                    .unwrap()
-            ),
+            &format!("/app/{app}/endpoint/filtered"),
             Some(json!({"disabled": true})),
         )
         .await;

@@ -1,6 +1,7 @@
 //! Persistence for hookd. Handlers and workers see only [`Store`]; the backend
-//! is chosen from the database URL's scheme by [`open`].
+//! is chosen from the database URL's scheme by [`open`] / [`open_with`].
 
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -219,15 +220,33 @@ pub trait Store: Send + Sync + 'static {
     async fn task(&self, id: &str) -> Result<Option<BackgroundTask>>;
 }
 
-/// Opens the store the URL names: `sqlite:path` / `sqlite://path` (created if
-/// missing, migrated). PostgreSQL arrives with cluster mode.
+/// Opens the store the URL names and brings its schema up to date:
+/// [`open_with`]`(url, true)`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with(url, true).await
+}
+
+/// Opens the store the URL names:
+///
+/// * `sqlite:PATH` / `sqlite://PATH` (created if missing): always migrated,
+///   since an embedded database has exactly one hookd using it;
+/// * `postgres://...` / `postgresql://...`: migrated only when `migrate` is
+///   true. Otherwise the database must already have every migration this hookd
+///   knows, or this fails with `StoreError::Other` saying the schema is behind,
+///   so that in a cluster only the instance (or the `hookd migrate` run) told
+///   to do so changes the schema.
+pub async fn open_with(url: &str, migrate: bool) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url, migrate).await?))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Other(
-            format!("unsupported database URL scheme {scheme:?}; use sqlite:PATH").into(),
+            format!(
+                "unsupported database URL scheme {scheme:?}; use sqlite:PATH or postgres://USER@HOST/DB"
+            )
+            .into(),
         ))
     }
 }

@@ -186,7 +186,7 @@ impl Config {
         SsrfGuard::parse_allowed(&self.allowed_networks)
             .map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
         if let Some(q) = &self.queue_url {
-            hookd_queue::open(Some(q)).map_err(|e| anyhow::anyhow!("queue_url: {e}"))?;
+            hookd_queue::check_url(q).map_err(|e| anyhow::anyhow!("queue_url: {e}"))?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The `hookd` binary: parses the command line, loads configuration, builds the
 //! backends and hands them to the server. Logic lives in the library crates.
 
+mod bench;
 mod config;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use config::{Config, Overrides};
+use hookd_queue::Queue;
 use hookd_server::dispatch::Engine;
 
 const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"), " (webhook delivery)");
@@ -29,7 +31,15 @@ enum Command {
     Serve {
         #[command(flatten)]
         over: Overrides,
+        /// What this node does: `api` (accept and store), `worker` (deliver), or `all`.
+        #[arg(long, value_enum, env = "HOOKD_ROLE", default_value_t = Role::All)]
+        role: Role,
+        /// Apply pending schema migrations on start (PostgreSQL; SQLite always migrates).
+        #[arg(long)]
+        migrate: bool,
     },
+    /// Measure throughput, latency and resource use against a real server (loopback only).
+    Bench(bench::BenchArgs),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -44,6 +54,13 @@ enum Command {
     Config,
     /// Print the OpenAPI document of the API.
     Openapi,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    Api,
+    Worker,
+    All,
 }
 
 #[derive(Subcommand)]
@@ -66,7 +83,12 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { over } => serve(Config::load(&over)?).await,
+        Command::Serve {
+            over,
+            role,
+            migrate,
+        } => serve(Config::load(&over)?, role, migrate).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Token {
             action: TokenCommand::Create { over },
         } => {
@@ -100,18 +122,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, role: Role, migrate: bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cfg.log).context("invalid log filter")?,
         )
         .with_writer(std::io::stderr)
         .init();
-    tracing::debug!(config = ?cfg, "starting");
+    tracing::debug!(config = ?cfg, ?role, "starting");
+    let _ = migrate; // TODO(pg): hookd_store::open_with(url, migrate) once the PostgreSQL backend lands
     let store = hookd_store::open(&cfg.database_url)
         .await
         .with_context(|| format!("opening the store at {}", cfg.database_url))?;
-    if cfg.admin_token.is_none() && store.count_admin_tokens().await? == 0 {
+    if role != Role::Worker && cfg.admin_token.is_none() && store.count_admin_tokens().await? == 0 {
         let token = hookd_server::auth::create_admin_token(store.as_ref()).await?;
         println!(
             "Generated an admin token. It is shown only this once; keep it safe:\n\n    {token}\n"
@@ -121,33 +144,68 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let queue = hookd_queue::open(cfg.queue_url.as_deref())?;
-    let client = hookd_server::outbound::WebhookClient::new(cfg.ssrf_guard(), USER_AGENT);
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        queue.clone(),
-        client,
-        cfg.engine_config()?,
-    ));
-    let requeued = engine
-        .requeue_pending()
-        .await
-        .context("re-queuing pending deliveries")?;
-    if requeued > 0 {
-        tracing::info!(requeued, "resuming pending deliveries");
-    }
-    let state = hookd_server::AppState::new(store, queue, cfg.server_config(addr));
+    let queue: Arc<dyn Queue> = match (role, cfg.queue_url.as_deref()) {
+        // With the in-process queue and no workers here, nobody would ever take
+        // the tasks: drop them. The deliveries wait in the store, and a worker
+        // re-queues them when it starts.
+        (Role::Api, None) => Arc::new(DiscardQueue),
+        (_, url) => hookd_queue::open(url).await.context("opening the queue")?,
+    };
+    let state = hookd_server::AppState::new(store.clone(), queue.clone(), cfg.server_config(addr));
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let workers = tokio::spawn(engine.run(shutdown.clone()));
+    let workers = if role == Role::Api {
+        None
+    } else {
+        let client = hookd_server::outbound::WebhookClient::new(cfg.ssrf_guard(), USER_AGENT);
+        let engine = Arc::new(Engine::new(store, queue, client, cfg.engine_config()?));
+        let requeued = engine
+            .prepare()
+            .await
+            .context("re-queuing pending deliveries")?;
+        if requeued > 0 {
+            tracing::info!(requeued, "resuming pending deliveries");
+        }
+        Some(tokio::spawn(engine.run(shutdown.clone())))
+    };
     println!("hookd listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    hookd_server::serve(listener, state, shutdown)
+    tracing::info!(%addr, ?role, "listening");
+    let app = match role {
+        Role::Worker => hookd_server::worker_router(state),
+        Role::Api | Role::All => hookd_server::router(state),
+    };
+    hookd_server::serve_router(listener, app, shutdown)
         .await
         .context("serving")?;
-    workers.await.context("delivery workers")?;
+    if let Some(w) = workers {
+        w.await.context("delivery workers")?;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The queue of an API-only node that has no shared queue: see `serve`.
+struct DiscardQueue;
+
+#[async_trait::async_trait]
+impl Queue for DiscardQueue {
+    async fn push(&self, _: Vec<hookd_queue::Task>) -> hookd_queue::Result<()> {
+        Ok(())
+    }
+    async fn pop(
+        &self,
+        _: usize,
+        wait: std::time::Duration,
+    ) -> hookd_queue::Result<Vec<hookd_queue::Lease>> {
+        tokio::time::sleep(wait).await;
+        Ok(Vec::new())
+    }
+    async fn ack(&self, _: &[hookd_queue::Lease]) -> hookd_queue::Result<()> {
+        Ok(())
+    }
+    async fn len(&self) -> hookd_queue::Result<usize> {
+        Ok(0)
+    }
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM.

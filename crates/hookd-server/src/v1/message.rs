@@ -186,7 +186,7 @@ async fn create_message(
         created_at: now,
         deliver_at: body
             .deliver_at
-            .map(|t| hookd_core::model::truncate_ms(t))
+            .map(hookd_core::model::truncate_ms)
             .filter(|t| *t > now),
     };
     let deliveries = state

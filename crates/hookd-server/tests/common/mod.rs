@@ -76,7 +76,7 @@ impl TestServer {
         tweak(&mut setup);
         let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
         let store = hookd_store::open(&db).await.unwrap();
-        let queue = hookd_queue::open(None).unwrap();
+        let queue = hookd_queue::open(None).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = WebhookClient::new(SsrfGuard::new(setup.allowed_networks), "hookd-test");

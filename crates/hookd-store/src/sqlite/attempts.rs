@@ -3,7 +3,7 @@
 
 use hookd_core::model::{Attempt, Delivery, TriggerType};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, SqlitePool};
+use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
 
 use super::codec::{ms, select_list, Cols};
 use super::deliveries;
@@ -51,8 +51,10 @@ fn from_row(row: &SqliteRow) -> Result<Attempt> {
 
 /// The attempt insert comes first so the transaction holds the write lock from
 /// its first statement. A missing delivery rolls the attempt back.
-pub(super) async fn record(pool: &SqlitePool, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
-    let mut tx = pool.begin().await.map_err(db)?;
+pub(super) async fn record(
+    tx: &mut SqliteConnection,
+    outcomes: &[(Attempt, Delivery)],
+) -> Result<()> {
     for (attempt, delivery) in outcomes {
         sqlx::query(
             "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
@@ -72,11 +74,10 @@ pub(super) async fn record(pool: &SqlitePool, outcomes: &[(Attempt, Delivery)]) 
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        if !deliveries::update_state(&mut tx, delivery).await? {
+        if !deliveries::update_state(&mut *tx, delivery).await? {
             return Err(StoreError::NotFound);
         }
     }
-    tx.commit().await.map_err(db)?;
     Ok(())
 }
 

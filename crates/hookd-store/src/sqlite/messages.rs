@@ -3,7 +3,7 @@
 use hookd_core::filter::endpoint_matches;
 use hookd_core::model::{Delivery, Message, MessageStatus};
 use hookd_core::{new_id, IdKind};
-use sqlx::{QueryBuilder, SqlitePool};
+use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
 
 use super::codec::{ms, opt_json, Cols};
 use super::error::db;
@@ -48,8 +48,8 @@ fn select_m(filter: &str) -> String {
 /// The message insert comes first so the transaction holds SQLite's write lock
 /// from its first statement: the endpoints read after it cannot change before
 /// the deliveries are written, and no read-to-write lock upgrade can fail.
-pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Delivery>> {
-    let mut tx = pool.begin().await.map_err(db)?;
+pub(super) async fn create(conn: &mut SqliteConnection, msg: &Message) -> Result<Vec<Delivery>> {
+    let tx = conn;
     sqlx::query(
         "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -91,10 +91,9 @@ pub(super) async fn create(pool: &SqlitePool, msg: &Message) -> Result<Vec<Deliv
             created_at: msg.created_at,
             updated_at: msg.created_at,
         };
-        deliveries::insert(&mut tx, &delivery).await?;
+        deliveries::insert(&mut *tx, &delivery).await?;
         created.push(delivery);
     }
-    tx.commit().await.map_err(db)?;
     Ok(created)
 }
 

@@ -14,6 +14,7 @@ mod messages;
 mod query;
 mod tasks;
 mod tokens;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -44,6 +45,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Group-commits new messages and attempt outcomes (see `writer`).
+    writer: writer::Writer,
 }
 
 impl SqliteStore {
@@ -91,7 +94,8 @@ impl SqliteStore {
             sqlx::migrate::MigrateError::Execute(e) => error::db(e),
             other => StoreError::Other(Box::new(other)),
         })?;
-        Ok(Self { pool })
+        let writer = writer::Writer::spawn(pool.clone());
+        Ok(Self { pool, writer })
     }
 
     /// Waits for in-flight queries and closes every connection, checkpointing
@@ -239,7 +243,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
-        messages::create(&self.pool, msg).await
+        self.writer.create_message(msg).await
     }
 
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {
@@ -299,7 +303,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
-        attempts::record(&self.pool, outcomes).await
+        self.writer.record_attempts(outcomes).await
     }
 
     async fn list_failed_deliveries(

@@ -1,0 +1,142 @@
+//! How domain values are laid out in PostgreSQL columns: timestamps and other
+//! integers as BIGINT, flags as BOOLEAN, collections as JSON text, statuses as
+//! Svix's numbers. Reading goes through [`Cols`], which also handles the column
+//! prefixes joins use.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use hookd_core::model::MessageStatus;
+use serde::{de::DeserializeOwned, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row};
+
+use super::error::{corrupt, db};
+use crate::{Result, StoreError};
+
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(ms)
+}
+
+pub(super) fn json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(Box::new(e)))
+}
+
+pub(super) fn opt_json<T: Serialize>(value: Option<&T>) -> Result<Option<String>> {
+    value.map(json).transpose()
+}
+
+pub(super) fn opt_u32(v: Option<u32>) -> Option<i64> {
+    v.map(i64::from)
+}
+
+/// `alias.col AS prefixcol, ...` for the given columns, so that two tables'
+/// rows can be read from one joined row.
+pub(super) fn select_list(alias: &str, prefix: &str, columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{alias}.{c} AS {prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Typed access to one row's columns, optionally under a prefix.
+pub(super) struct Cols<'r> {
+    row: &'r PgRow,
+    prefix: &'static str,
+}
+
+impl<'r> Cols<'r> {
+    pub(super) fn new(row: &'r PgRow) -> Self {
+        Self { row, prefix: "" }
+    }
+
+    pub(super) fn prefixed(row: &'r PgRow, prefix: &'static str) -> Self {
+        Self { row, prefix }
+    }
+
+    fn get<T>(&self, col: &str) -> Result<T>
+    where
+        T: for<'a> sqlx::Decode<'a, Postgres> + sqlx::Type<Postgres>,
+    {
+        let name: Cow<'_, str> = if self.prefix.is_empty() {
+            Cow::Borrowed(col)
+        } else {
+            Cow::Owned(format!("{}{col}", self.prefix))
+        };
+        self.row.try_get::<T, _>(name.as_ref()).map_err(db)
+    }
+
+    pub(super) fn text(&self, col: &str) -> Result<String> {
+        self.get(col)
+    }
+
+    pub(super) fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.get(col)
+    }
+
+    pub(super) fn bytes(&self, col: &str) -> Result<Vec<u8>> {
+        self.get(col)
+    }
+
+    /// Text kept as BYTEA because it may hold NUL characters.
+    pub(super) fn opt_utf8(&self, col: &str) -> Result<Option<String>> {
+        self.get::<Option<Vec<u8>>>(col)?
+            .map(|b| String::from_utf8(b).map_err(|e| corrupt(format_args!("{col}: {e}"))))
+            .transpose()
+    }
+
+    pub(super) fn int(&self, col: &str) -> Result<i64> {
+        self.get(col)
+    }
+
+    pub(super) fn flag(&self, col: &str) -> Result<bool> {
+        self.get(col)
+    }
+
+    pub(super) fn u32(&self, col: &str) -> Result<u32> {
+        let v = self.int(col)?;
+        u32::try_from(v).map_err(|_| corrupt(format_args!("{col} = {v}")))
+    }
+
+    pub(super) fn opt_u32(&self, col: &str) -> Result<Option<u32>> {
+        self.get::<Option<i64>>(col)?
+            .map(|v| u32::try_from(v).map_err(|_| corrupt(format_args!("{col} = {v}"))))
+            .transpose()
+    }
+
+    pub(super) fn time(&self, col: &str) -> Result<DateTime<Utc>> {
+        to_time(col, self.int(col)?)
+    }
+
+    pub(super) fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>> {
+        self.get::<Option<i64>>(col)?
+            .map(|v| to_time(col, v))
+            .transpose()
+    }
+
+    pub(super) fn json<T: DeserializeOwned>(&self, col: &str) -> Result<T> {
+        from_json(col, &self.text(col)?)
+    }
+
+    pub(super) fn opt_json<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
+        self.opt_text(col)?.map(|s| from_json(col, &s)).transpose()
+    }
+
+    pub(super) fn status(&self, col: &str) -> Result<MessageStatus> {
+        let v = self.int(col)?;
+        MessageStatus::from_i64(v).ok_or_else(|| corrupt(format_args!("{col} = {v}")))
+    }
+}
+
+pub(super) fn to_time(col: &str, v: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt(format_args!("{col} = {v}")))
+}
+
+fn from_json<T: DeserializeOwned>(col: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(format_args!("{col}: {e}")))
+}

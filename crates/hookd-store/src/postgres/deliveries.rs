@@ -1,0 +1,255 @@
+//! Deliveries: one message bound for one endpoint, the delivery engine's unit
+//! of work, and the listings that pair them with their message or endpoint.
+
+use chrono::{DateTime, Utc};
+use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, QueryBuilder};
+
+use super::codec::{ms, opt_ms, select_list, Cols};
+use super::error::db;
+use super::query::{message_content, paginate, time_window};
+use super::{endpoints, messages};
+use crate::{MessageFilter, PageReq, Result};
+
+const COLUMNS: &[&str] = &[
+    "id",
+    "app_id",
+    "msg_id",
+    "endpoint_id",
+    "status",
+    "attempts",
+    "next_attempt",
+    "created_at",
+    "updated_at",
+];
+
+fn from_cols(c: &Cols<'_>) -> Result<Delivery> {
+    Ok(Delivery {
+        id: c.text("id")?,
+        app_id: c.text("app_id")?,
+        msg_id: c.text("msg_id")?,
+        endpoint_id: c.text("endpoint_id")?,
+        status: c.status("status")?,
+        attempts: c.u32("attempts")?,
+        next_attempt: c.opt_time("next_attempt")?,
+        created_at: c.time("created_at")?,
+        updated_at: c.time("updated_at")?,
+    })
+}
+
+fn from_row(row: &PgRow) -> Result<Delivery> {
+    from_cols(&Cols::new(row))
+}
+
+fn select(filter: &str) -> String {
+    format!(
+        "SELECT {} FROM deliveries WHERE {filter}",
+        COLUMNS.join(", ")
+    )
+}
+
+/// Inserts deliveries inside the caller's transaction (message creation fans
+/// out through this), in one round trip however many there are: each column
+/// travels as one array and `UNNEST` turns the arrays back into rows.
+pub(super) async fn insert_all(conn: &mut PgConnection, all: &[Delivery]) -> Result<()> {
+    if all.is_empty() {
+        return Ok(());
+    }
+    let texts = |f: fn(&Delivery) -> &str| all.iter().map(f).collect::<Vec<_>>();
+    let ints = |f: fn(&Delivery) -> i64| all.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, \
+         updated_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
+         $8::int8[], $9::int8[])",
+    )
+    .bind(texts(|d| d.id.as_str()))
+    .bind(texts(|d| d.app_id.as_str()))
+    .bind(texts(|d| d.msg_id.as_str()))
+    .bind(texts(|d| d.endpoint_id.as_str()))
+    .bind(ints(|d| d.status.as_i64()))
+    .bind(ints(|d| i64::from(d.attempts)))
+    .bind(all.iter().map(|d| opt_ms(d.next_attempt)).collect::<Vec<_>>())
+    .bind(ints(|d| ms(d.created_at)))
+    .bind(ints(|d| ms(d.updated_at)))
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Writes the delivery's mutable state (status, attempt count, schedule) by id.
+/// Returns whether the row exists.
+pub(super) async fn update_state(conn: &mut PgConnection, d: &Delivery) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = $1, attempts = $2, next_attempt = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(d.status.as_i64())
+    .bind(i64::from(d.attempts))
+    .bind(opt_ms(d.next_attempt))
+    .bind(ms(d.updated_at))
+    .bind(&d.id)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn get(pool: &PgPool, id: &str) -> Result<Option<Delivery>> {
+    let row = sqlx::query(&select("id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn get_for(
+    pool: &PgPool,
+    msg_id: &str,
+    endpoint_id: &str,
+) -> Result<Option<Delivery>> {
+    let row = sqlx::query(&select("msg_id = $1 AND endpoint_id = $2"))
+        .bind(msg_id)
+        .bind(endpoint_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn destinations(
+    pool: &PgPool,
+    app_id: &str,
+    msg_id: &str,
+    page: &PageReq,
+) -> Result<Vec<(Delivery, Endpoint)>> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {}, {} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.app_id = ",
+        select_list("d", "d_", COLUMNS),
+        select_list("e", "e_", endpoints::COLUMNS),
+    ));
+    qb.push_bind(app_id)
+        .push(" AND d.msg_id = ")
+        .push_bind(msg_id);
+    paginate(&mut qb, "d.endpoint_id", page);
+    let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                from_cols(&Cols::prefixed(r, "d_"))?,
+                endpoints::from_cols(&Cols::prefixed(r, "e_"))?,
+            ))
+        })
+        .collect()
+}
+
+pub(super) async fn endpoint_messages(
+    pool: &PgPool,
+    app_id: &str,
+    endpoint_id: &str,
+    filter: &MessageFilter,
+    page: &PageReq,
+) -> Result<Vec<(Delivery, Message)>> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {}, {} FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.app_id = ",
+        select_list("d", "d_", COLUMNS),
+        select_list("m", "m_", messages::COLUMNS),
+    ));
+    qb.push_bind(app_id)
+        .push(" AND d.endpoint_id = ")
+        .push_bind(endpoint_id);
+    if let Some(status) = filter.status {
+        qb.push(" AND d.status = ").push_bind(status.as_i64());
+    }
+    message_content(
+        &mut qb,
+        filter.channel.as_deref(),
+        filter.tag.as_deref(),
+        filter.event_types.as_deref(),
+    );
+    time_window(&mut qb, "m.created_at", filter.before, filter.after);
+    paginate(&mut qb, "d.msg_id", page);
+    let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                from_cols(&Cols::prefixed(r, "d_"))?,
+                messages::from_cols(&Cols::prefixed(r, "m_"))?,
+            ))
+        })
+        .collect()
+}
+
+/// Pending and sending rows alike: a delivery left `Sending` by a crash is
+/// still owed an attempt. The condition is spelled as the schema's partial
+/// index `deliveries_unfinished` is, so the planner can use it.
+pub(super) async fn pending(
+    pool: &PgPool,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Delivery>> {
+    let unfinished = format!(
+        "status IN ({}, {})",
+        MessageStatus::Pending.as_i64(),
+        MessageStatus::Sending.as_i64()
+    );
+    let mut qb = QueryBuilder::new(select(&unfinished));
+    if let Some(after) = after {
+        qb.push(" AND id > ").push_bind(after);
+    }
+    qb.push(" ORDER BY id ASC LIMIT ")
+        .push_bind(i64::from(limit));
+    let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+    rows.iter().map(from_row).collect()
+}
+
+/// On a clash with an existing (message, endpoint) pair the stored row keeps
+/// its id and creation time and takes the new state.
+pub(super) async fn upsert(pool: &PgPool, d: &Delivery) -> Result<Delivery> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = excluded.status, \
+         attempts = excluded.attempts, next_attempt = excluded.next_attempt, updated_at = excluded.updated_at \
+         RETURNING {}",
+        COLUMNS.join(", ")
+    ))
+    .bind(&d.id)
+    .bind(&d.app_id)
+    .bind(&d.msg_id)
+    .bind(&d.endpoint_id)
+    .bind(d.status.as_i64())
+    .bind(i64::from(d.attempts))
+    .bind(opt_ms(d.next_attempt))
+    .bind(ms(d.created_at))
+    .bind(ms(d.updated_at))
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    from_row(&row)
+}
+
+pub(super) async fn failed(
+    pool: &PgPool,
+    app_id: &str,
+    endpoint_id: &str,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<Delivery>> {
+    let mut qb = QueryBuilder::new(select("app_id = "));
+    qb.push_bind(app_id)
+        .push(" AND endpoint_id = ")
+        .push_bind(endpoint_id)
+        .push(" AND status = ")
+        .push_bind(MessageStatus::Fail.as_i64())
+        .push(" AND created_at >= ")
+        .push_bind(ms(since));
+    if let Some(until) = until {
+        qb.push(" AND created_at < ").push_bind(ms(until));
+    }
+    qb.push(" ORDER BY id ASC");
+    let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+    rows.iter().map(from_row).collect()
+}

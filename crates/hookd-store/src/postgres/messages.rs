@@ -1,0 +1,150 @@
+//! Messages, and their fan-out into deliveries at creation.
+
+use hookd_core::filter::endpoint_matches;
+use hookd_core::model::{Delivery, Message, MessageStatus};
+use hookd_core::{new_id, IdKind};
+use sqlx::{PgPool, QueryBuilder};
+
+use super::apps::{self, AppLock};
+use super::codec::{ms, opt_json, Cols};
+use super::error::db;
+use super::query::{message_content, paginate, time_window};
+use super::{deliveries, endpoints};
+use crate::{MessageFilter, PageReq, Result, StoreError};
+
+/// The columns [`from_cols`] reads, for callers that join messages to other rows.
+pub(super) const COLUMNS: &[&str] = &[
+    "id",
+    "app_id",
+    "event_id",
+    "event_type",
+    "payload",
+    "channels",
+    "tags",
+    "created_at",
+    "deliver_at",
+];
+
+pub(super) fn from_cols(c: &Cols<'_>) -> Result<Message> {
+    Ok(Message {
+        id: c.text("id")?,
+        app_id: c.text("app_id")?,
+        event_id: c.opt_text("event_id")?,
+        event_type: c.text("event_type")?,
+        payload: c.opt_text("payload")?,
+        channels: c.opt_json("channels")?,
+        tags: c.opt_json("tags")?,
+        created_at: c.time("created_at")?,
+        deliver_at: c.opt_time("deliver_at")?,
+    })
+}
+
+fn select_m(filter: &str) -> String {
+    format!(
+        "SELECT {} FROM messages m WHERE {filter}",
+        COLUMNS.join(", ")
+    )
+}
+
+/// The transaction first takes the app row in shared mode: messages of the
+/// app are created side by side, but no endpoint of it can be created,
+/// changed or deleted until the deliveries are written, so the fan-out matches
+/// the endpoints as they are when the message commits.
+pub(super) async fn create(pool: &PgPool, msg: &Message) -> Result<Vec<Delivery>> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    if !apps::lock(&mut tx, &msg.app_id, AppLock::Shared).await? {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&msg.id)
+    .bind(&msg.app_id)
+    .bind(&msg.event_id)
+    .bind(&msg.event_type)
+    .bind(&msg.payload)
+    .bind(opt_json(msg.channels.as_ref())?)
+    .bind(opt_json(msg.tags.as_ref())?)
+    .bind(ms(msg.created_at))
+    .bind(msg.deliver_at.map(ms))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+
+    let rows = sqlx::query(&endpoints::select(
+        "app_id = $1 AND NOT disabled ORDER BY id",
+    ))
+    .bind(&msg.app_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut created = Vec::new();
+    for row in &rows {
+        let ep = endpoints::from_cols(&Cols::new(row))?;
+        if !endpoint_matches(&ep, &msg.event_type, msg.channels.as_deref()) {
+            continue;
+        }
+        created.push(Delivery {
+            id: new_id(IdKind::Destination),
+            app_id: msg.app_id.clone(),
+            msg_id: msg.id.clone(),
+            endpoint_id: ep.id,
+            status: MessageStatus::Pending,
+            attempts: 0,
+            next_attempt: Some(msg.first_due()),
+            created_at: msg.created_at,
+            updated_at: msg.created_at,
+        });
+    }
+    deliveries::insert_all(&mut tx, &created).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(created)
+}
+
+pub(super) async fn by_key(pool: &PgPool, app_id: &str, key: &str) -> Result<Option<Message>> {
+    let column = if IdKind::Message.is_id(key) {
+        "id"
+    } else {
+        "event_id"
+    };
+    let row = sqlx::query(&select_m(&format!("app_id = $1 AND {column} = $2")))
+        .bind(app_id)
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(|r| from_cols(&Cols::new(r))).transpose()
+}
+
+/// `filter.status` describes a delivery, which an app-wide listing has no one
+/// of, so it is not applied here.
+pub(super) async fn list(
+    pool: &PgPool,
+    app_id: &str,
+    filter: &MessageFilter,
+    page: &PageReq,
+) -> Result<Vec<Message>> {
+    let mut qb = QueryBuilder::new(select_m("m.app_id = "));
+    qb.push_bind(app_id);
+    message_content(
+        &mut qb,
+        filter.channel.as_deref(),
+        filter.tag.as_deref(),
+        filter.event_types.as_deref(),
+    );
+    time_window(&mut qb, "m.created_at", filter.before, filter.after);
+    paginate(&mut qb, "m.id", page);
+    let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+    rows.iter().map(|r| from_cols(&Cols::new(r))).collect()
+}
+
+pub(super) async fn expunge(pool: &PgPool, app_id: &str, msg_id: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2")
+        .bind(app_id)
+        .bind(msg_id)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}

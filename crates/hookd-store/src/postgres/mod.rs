@@ -1,0 +1,347 @@
+//! The cluster backend: a PostgreSQL database shared by every hookd instance,
+//! behind a pool that heals itself when the server restarts. Each resource's
+//! SQL lives in its own submodule, as in the SQLite backend; this one connects,
+//! brings the schema up to date (or checks it), and routes the [`Store`]
+//! methods.
+
+mod apps;
+mod attempts;
+mod codec;
+mod deliveries;
+mod endpoints;
+mod error;
+mod event_types;
+mod idempotency;
+mod messages;
+mod query;
+mod schema;
+mod tasks;
+mod tokens;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hookd_core::model::{
+    Application, Attempt, BackgroundTask, Delivery, Endpoint, EndpointStats, EventType, Message,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::{
+    AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
+    StoredResponse, TokenRecord,
+};
+
+/// Connections per instance. Several instances share the server's
+/// `max_connections` (100 by default), so this stays well below it.
+const POOL_SIZE: u32 = 16;
+/// How long a caller waits for a connection (a free one, or a new one while
+/// the server is down or restarting) before the store reports itself
+/// unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shown in `pg_stat_activity` unless the URL names the application itself.
+const APPLICATION_NAME: &str = "hookd";
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database a `postgres://` or `postgresql://` URL names.
+    /// With `migrate`, applies any migrations not yet applied; without, checks
+    /// that they all have been and refuses to start otherwise.
+    ///
+    /// Every connection is pinged as it leaves the pool, so connections that
+    /// died with a server restart (or were terminated) are replaced rather than
+    /// handed out, and the pool recovers on its own.
+    pub async fn connect(url: &str, migrate: bool) -> Result<Self> {
+        // The URL may hold a password, so it is left out of the message.
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL: {e}").into()))?;
+        if options.get_application_name().is_none() {
+            options = options.application_name(APPLICATION_NAME);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(error::db)?;
+        if migrate {
+            schema::migrate(&pool).await?;
+        } else {
+            schema::verify(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Waits for in-flight queries and closes every connection; later calls
+    /// fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
+        tokens::insert(&self.pool, token).await
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        tokens::find(&self.pool, hash).await
+    }
+
+    async fn count_admin_tokens(&self) -> Result<u64> {
+        tokens::count_admin(&self.pool).await
+    }
+
+    async fn expire_token(&self, hash: &str, at: DateTime<Utc>) -> Result<bool> {
+        tokens::expire(&self.pool, hash, at).await
+    }
+
+    async fn expire_app_tokens(&self, app_id: &str, at: DateTime<Utc>) -> Result<()> {
+        tokens::expire_for_app(&self.pool, app_id, at).await
+    }
+
+    async fn create_app(&self, app: &Application) -> Result<()> {
+        apps::create(&self.pool, app).await
+    }
+
+    async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        apps::by_key(&self.pool, id_or_uid).await
+    }
+
+    async fn list_apps(&self, page: &PageReq) -> Result<Vec<Application>> {
+        apps::list(&self.pool, page).await
+    }
+
+    async fn update_app(&self, app: &Application) -> Result<()> {
+        apps::update(&self.pool, app).await
+    }
+
+    async fn delete_app(&self, id: &str) -> Result<bool> {
+        apps::delete(&self.pool, id).await
+    }
+
+    async fn create_event_type(&self, et: &EventType) -> Result<()> {
+        event_types::create(&self.pool, et).await
+    }
+
+    async fn event_type(&self, name: &str) -> Result<Option<EventType>> {
+        event_types::get(&self.pool, name).await
+    }
+
+    async fn list_event_types(
+        &self,
+        page: &PageReq,
+        include_archived: bool,
+    ) -> Result<Vec<EventType>> {
+        event_types::list(&self.pool, page, include_archived).await
+    }
+
+    async fn update_event_type(&self, et: &EventType) -> Result<()> {
+        event_types::update(&self.pool, et).await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<bool> {
+        event_types::delete(&self.pool, name).await
+    }
+
+    async fn create_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        endpoints::create(&self.pool, ep).await
+    }
+
+    async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        endpoints::by_key(&self.pool, app_id, id_or_uid).await
+    }
+
+    async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>> {
+        endpoints::list(&self.pool, app_id, page).await
+    }
+
+    async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        endpoints::update(&self.pool, ep).await
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<bool> {
+        endpoints::delete(&self.pool, app_id, id).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<EndpointStats> {
+        endpoints::stats(&self.pool, app_id, endpoint_id, since, until).await
+    }
+
+    async fn endpoint_failing_since(
+        &self,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        endpoints::failing_since(&self.pool, endpoint_id, now).await
+    }
+
+    async fn set_endpoint_failing_since(
+        &self,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        endpoints::set_failing_since(&self.pool, endpoint_id, since).await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        endpoints::disable(&self.pool, app_id, endpoint_id, now).await
+    }
+
+    async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
+        messages::create(&self.pool, msg).await
+    }
+
+    async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {
+        messages::by_key(&self.pool, app_id, id_or_event_id).await
+    }
+
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageReq,
+    ) -> Result<Vec<Message>> {
+        messages::list(&self.pool, app_id, filter, page).await
+    }
+
+    async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool> {
+        messages::expunge(&self.pool, app_id, msg_id).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {
+        deliveries::get(&self.pool, id).await
+    }
+
+    async fn delivery_for(&self, msg_id: &str, endpoint_id: &str) -> Result<Option<Delivery>> {
+        deliveries::get_for(&self.pool, msg_id, endpoint_id).await
+    }
+
+    async fn list_message_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageReq,
+    ) -> Result<Vec<(Delivery, Endpoint)>> {
+        deliveries::destinations(&self.pool, app_id, msg_id, page).await
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        page: &PageReq,
+    ) -> Result<Vec<(Delivery, Message)>> {
+        deliveries::endpoint_messages(&self.pool, app_id, endpoint_id, filter, page).await
+    }
+
+    async fn list_pending_deliveries(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        deliveries::pending(&self.pool, after, limit).await
+    }
+
+    async fn upsert_delivery(&self, delivery: &Delivery) -> Result<Delivery> {
+        deliveries::upsert(&self.pool, delivery).await
+    }
+
+    async fn record_attempts(&self, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
+        attempts::record(&self.pool, outcomes).await
+    }
+
+    async fn list_failed_deliveries(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Delivery>> {
+        deliveries::failed(&self.pool, app_id, endpoint_id, since, until).await
+    }
+
+    async fn list_attempts(
+        &self,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &PageReq,
+    ) -> Result<Vec<Attempt>> {
+        attempts::list(&self.pool, app_id, filter, page).await
+    }
+
+    async fn attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>> {
+        attempts::get(&self.pool, app_id, msg_id, attempt_id).await
+    }
+
+    async fn expunge_attempt_content(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<bool> {
+        attempts::expunge(&self.pool, app_id, msg_id, attempt_id).await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lock_ttl_ms: i64,
+    ) -> Result<IdempotencyState> {
+        idempotency::begin(&self.pool, key, now, lock_ttl_ms).await
+    }
+
+    async fn idempotency_complete(
+        &self,
+        key: &str,
+        response: &StoredResponse,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        idempotency::complete(&self.pool, key, response, expires_at).await
+    }
+
+    async fn idempotency_abort(&self, key: &str) -> Result<()> {
+        idempotency::abort(&self.pool, key).await
+    }
+
+    async fn upsert_task(&self, task: &BackgroundTask) -> Result<()> {
+        tasks::upsert(&self.pool, task).await
+    }
+
+    async fn task(&self, id: &str) -> Result<Option<BackgroundTask>> {
+        tasks::get(&self.pool, id).await
+    }
+}
