@@ -130,8 +130,7 @@ async fn serve(cfg: Config, role: Role, migrate: bool) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     tracing::debug!(config = ?cfg, ?role, "starting");
-    let _ = migrate; // TODO(pg): hookd_store::open_with(url, migrate) once the PostgreSQL backend lands
-    let store = hookd_store::open(&cfg.database_url)
+    let store = hookd_store::open_with(&cfg.database_url, migrate)
         .await
         .with_context(|| format!("opening the store at {}", cfg.database_url))?;
     if role != Role::Worker && cfg.admin_token.is_none() && store.count_admin_tokens().await? == 0 {

@@ -20,7 +20,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, StepReport};
+use super::step::Slot;
+use super::{Engine, Pace};
 
 /// Most leases held in memory (parked plus in flight) before the feeder pauses.
 const MAX_BUFFERED: usize = 200_000;
@@ -87,9 +88,10 @@ impl Lane {
     }
 }
 
+/// A step's endpoint slot is free again (its request was answered).
 struct Done {
     endpoint_id: String,
-    report: Option<StepReport>,
+    pace: Option<Pace>,
 }
 
 pub(super) struct Scheduler {
@@ -180,7 +182,7 @@ impl Scheduler {
         self.in_flight -= 1;
         if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
             lane.in_flight -= 1;
-            if let Some(pace) = done.report.as_ref().and_then(|r| r.pace) {
+            if let Some(pace) = done.pace {
                 lane.set_rate(pace.throttle_rate);
                 lane.batch = pace.batch;
                 lane.known = true;
@@ -264,30 +266,46 @@ impl Scheduler {
     }
 }
 
-/// Runs one step and reports back; on failure the leases are re-queued later.
+/// Runs one step. The lane hears back as soon as the endpoint has answered;
+/// the outcome is then recorded while the lane moves on. On failure the leases
+/// are re-queued for later.
 async fn step(
     engine: Arc<Engine>,
     group: Vec<Lease>,
     endpoint_id: String,
     done: mpsc::UnboundedSender<Done>,
 ) {
-    let report = match engine.process(&group).await {
-        Ok(report) => Some(report),
-        Err(e) => {
-            tracing::error!(error = ?e, endpoint.id = %endpoint_id, "delivery step failed; will retry");
-            let due = hookd_core::model::now()
-                + chrono::Duration::from_std(ERROR_BACKOFF).unwrap_or_default();
-            let tasks = group.into_iter().map(|l| Task { due, ..l.task }).collect();
-            if let Err(e) = engine.queue.push(tasks).await {
-                tracing::error!(error = %e, "could not re-queue; the deliveries stay pending until restart");
-            }
-            None
-        }
-    };
-    let _ = done.send(Done {
-        endpoint_id,
-        report,
+    let _settling = engine.settling.acquire().await;
+    let ep = endpoint_id.clone();
+    let mut slot = Slot::new(move |pace| {
+        let _ = done.send(Done {
+            endpoint_id: ep,
+            pace,
+        });
     });
+    if let Err(e) = engine.process_with(&group, &mut slot).await {
+        tracing::error!(error = ?e, endpoint.id = %endpoint_id, "delivery step failed; will retry");
+        let due = hookd_core::model::now()
+            + chrono::Duration::from_std(ERROR_BACKOFF).unwrap_or_default();
+        let tasks = group
+            .iter()
+            .map(|l| Task {
+                due,
+                ..l.task.clone()
+            })
+            .collect();
+        match engine.queue.push(tasks).await {
+            // The old leases are done with only once their replacements are queued.
+            Ok(()) => {
+                if let Err(e) = engine.queue.ack(&group).await {
+                    tracing::warn!(error = %e, "could not acknowledge re-queued leases");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not re-queue; the deliveries stay pending until restart")
+            }
+        }
+    }
 }
 
 /// Moves due leases from the queue to the scheduler, pausing when it is full.

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::outbound::WebhookClient;
 pub use opevents::{OpEvent, OpEvents};
 pub use request::HeaderFamily;
-pub use step::{Outcome, Pace, StepReport};
+pub use step::{Outcome, Pace, Slot, StepReport};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -105,6 +105,8 @@ pub struct Engine {
     pub config: EngineConfig,
     pub opevents: OpEvents,
     health: HealthCache,
+    /// Bounds steps still recording their outcome after releasing their slot.
+    settling: tokio::sync::Semaphore,
 }
 
 impl Engine {
@@ -117,6 +119,7 @@ impl Engine {
         let opevents = OpEvents {
             app_uid: config.operational_app_uid.clone(),
         };
+        let settling = tokio::sync::Semaphore::new(config.max_in_flight * 4);
         Self {
             store,
             queue,
@@ -124,6 +127,7 @@ impl Engine {
             config,
             opevents,
             health: HealthCache::default(),
+            settling,
         }
     }
 

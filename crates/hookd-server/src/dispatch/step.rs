@@ -45,6 +45,34 @@ pub struct StepReport {
 
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+type Release = Box<dyn FnOnce(Option<Pace>) + Send>;
+
+/// An endpoint concurrency slot held by a step; released once, at the latest
+/// when dropped.
+pub struct Slot(Option<Release>);
+
+impl Slot {
+    pub fn new(release: impl FnOnce(Option<Pace>) + Send + 'static) -> Self {
+        Self(Some(Box::new(release)))
+    }
+
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn release(&mut self, pace: Option<Pace>) {
+        if let Some(f) = self.0.take() {
+            f(pace);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.release(None);
+    }
+}
+
 /// A delivery that is going out in this step.
 struct Going {
     lease: Lease,
@@ -58,6 +86,17 @@ impl Engine {
     /// endpoint. Errors mean the store or queue failed: the leases are then not
     /// acknowledged and their deliveries stay pending for a later retry.
     pub async fn process(&self, leases: &[Lease]) -> anyhow::Result<StepReport> {
+        self.process_with(leases, &mut Slot::none()).await
+    }
+
+    /// [`Engine::process`], releasing `slot` as soon as the endpoint has
+    /// answered (or the step ends without a request): recording the outcome waits
+    /// for a disk flush, and the endpoint's concurrency should not wait with it.
+    pub async fn process_with(
+        &self,
+        leases: &[Lease],
+        slot: &mut Slot,
+    ) -> anyhow::Result<StepReport> {
         let first = &leases
             .first()
             .ok_or_else(|| anyhow::anyhow!("a step needs at least one lease"))?
@@ -122,6 +161,7 @@ impl Engine {
                 retry_after: None,
             },
         };
+        slot.release(pace);
         let ok = (200..300).contains(&resp.status);
         tracing::debug!(
             app.id = %ep.app_id, endpoint.id = %ep.id, messages = going.len(), status = resp.status,
@@ -170,9 +210,11 @@ impl Engine {
             records.push((attempt, g.delivery.clone()));
         }
         self.store.record_attempts(&records).await?;
+        // Retries are queued before the leases are let go: a crash in between
+        // then costs a duplicate attempt, never a lost retry.
+        self.queue.push(retries).await?;
         let sent: Vec<Lease> = going.iter().map(|g| g.lease.clone()).collect();
         self.queue.ack(&sent).await?;
-        self.queue.push(retries).await?;
 
         let last = &records.last().expect("at least one").0;
         self.note_health(&ep, &going[0].msg, last, ok, resp.status == 410)
@@ -197,6 +239,11 @@ impl Engine {
             MessageStatus::Pending | MessageStatus::Sending
         );
         if !task.manual && !pending {
+            return Ok(None);
+        }
+        // A copy of a task for an earlier attempt (re-queued on start, reclaimed
+        // from a dead node): the delivery has moved on, so this one is stale.
+        if !task.manual && delivery.next_attempt.is_some_and(|next| task.due < next) {
             return Ok(None);
         }
         if ep.disabled && !task.manual {
