@@ -49,34 +49,38 @@ fn from_row(row: &SqliteRow) -> Result<Attempt> {
     })
 }
 
-/// The attempt insert comes first so the transaction holds the write lock from
-/// its first statement. A missing delivery rolls the attempt back.
-pub(super) async fn record(
-    tx: &mut SqliteConnection,
-    outcomes: &[(Attempt, Delivery)],
-) -> Result<()> {
-    for (attempt, delivery) in outcomes {
-        sqlx::query(
+/// Rows per multi-row statement (well under SQLite's bound-parameter limit).
+const CHUNK: usize = 400;
+
+/// Inserts the attempts and updates their deliveries, a few hundred rows per
+/// statement. A missing delivery is `NotFound` (the caller's savepoint then
+/// rolls the attempts back).
+pub(super) async fn record(tx: &mut SqliteConnection, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
+    for chunk in outcomes.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(
             "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
-             response_duration_ms, status, trigger_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&attempt.id)
-        .bind(&attempt.app_id)
-        .bind(&attempt.msg_id)
-        .bind(&attempt.endpoint_id)
-        .bind(&attempt.url)
-        .bind(&attempt.response)
-        .bind(attempt.response_status_code)
-        .bind(attempt.response_duration_ms)
-        .bind(attempt.status.as_i64())
-        .bind(attempt.trigger_type as i64)
-        .bind(ms(attempt.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if !deliveries::update_state(&mut *tx, delivery).await? {
-            return Err(StoreError::NotFound);
-        }
+             response_duration_ms, status, trigger_type, created_at) ",
+        );
+        qb.push_values(chunk, |mut b, (attempt, _)| {
+            b.push_bind(&attempt.id)
+                .push_bind(&attempt.app_id)
+                .push_bind(&attempt.msg_id)
+                .push_bind(&attempt.endpoint_id)
+                .push_bind(&attempt.url)
+                .push_bind(&attempt.response)
+                .push_bind(attempt.response_status_code)
+                .push_bind(attempt.response_duration_ms)
+                .push_bind(attempt.status.as_i64())
+                .push_bind(attempt.trigger_type as i64)
+                .push_bind(ms(attempt.created_at));
+        });
+        qb.build().execute(&mut *tx).await.map_err(db)?;
+    }
+    let ds: Vec<&Delivery> = outcomes.iter().map(|(_, d)| d).collect();
+    // The same delivery may appear twice in one group; each id must match once.
+    let distinct: std::collections::HashSet<&str> = ds.iter().map(|d| d.id.as_str()).collect();
+    if deliveries::update_states(&mut *tx, &ds).await? < distinct.len() as u64 {
+        return Err(StoreError::NotFound);
     }
     Ok(())
 }

@@ -49,40 +49,52 @@ fn select(filter: &str) -> String {
     )
 }
 
-/// Inserts inside a caller's transaction (message creation fans out through this).
-pub(super) async fn insert(conn: &mut SqliteConnection, d: &Delivery) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, \
-         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&d.id)
-    .bind(&d.app_id)
-    .bind(&d.msg_id)
-    .bind(&d.endpoint_id)
-    .bind(d.status.as_i64())
-    .bind(i64::from(d.attempts))
-    .bind(opt_ms(d.next_attempt))
-    .bind(ms(d.created_at))
-    .bind(ms(d.updated_at))
-    .execute(conn)
-    .await
-    .map_err(db)?;
+/// Rows per multi-row statement (well under SQLite's bound-parameter limit).
+const CHUNK: usize = 500;
+
+/// Inserts inside a caller's transaction (message creation fans out through
+/// this), a few hundred rows per statement.
+pub(super) async fn insert_many(conn: &mut SqliteConnection, ds: &[Delivery]) -> Result<()> {
+    for chunk in ds.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, d| {
+            b.push_bind(&d.id)
+                .push_bind(&d.app_id)
+                .push_bind(&d.msg_id)
+                .push_bind(&d.endpoint_id)
+                .push_bind(d.status.as_i64())
+                .push_bind(i64::from(d.attempts))
+                .push_bind(opt_ms(d.next_attempt))
+                .push_bind(ms(d.created_at))
+                .push_bind(ms(d.updated_at));
+        });
+        qb.build().execute(&mut *conn).await.map_err(db)?;
+    }
     Ok(())
 }
 
-/// Writes the delivery's mutable state (status, attempt count, schedule) by id.
-/// Returns whether the row exists.
-pub(super) async fn update_state(conn: &mut SqliteConnection, d: &Delivery) -> Result<bool> {
-    let done = sqlx::query("UPDATE deliveries SET status = ?, attempts = ?, next_attempt = ?, updated_at = ? WHERE id = ?")
-        .bind(d.status.as_i64())
-        .bind(i64::from(d.attempts))
-        .bind(opt_ms(d.next_attempt))
-        .bind(ms(d.updated_at))
-        .bind(&d.id)
-        .execute(conn)
-        .await
-        .map_err(db)?;
-    Ok(done.rows_affected() > 0)
+/// Writes the mutable state (status, attempt count, schedule) of many
+/// deliveries by id in one statement per chunk. Returns how many rows matched.
+pub(super) async fn update_states(conn: &mut SqliteConnection, ds: &[&Delivery]) -> Result<u64> {
+    let mut matched = 0;
+    for chunk in ds.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(
+            "UPDATE deliveries SET status = v.column2, attempts = v.column3, next_attempt = v.column4, \
+             updated_at = v.column5 FROM (",
+        );
+        qb.push_values(chunk, |mut b, d| {
+            b.push_bind(&d.id)
+                .push_bind(d.status.as_i64())
+                .push_bind(i64::from(d.attempts))
+                .push_bind(opt_ms(d.next_attempt))
+                .push_bind(ms(d.updated_at));
+        });
+        qb.push(") AS v WHERE deliveries.id = v.column1");
+        matched += qb.build().execute(&mut *conn).await.map_err(db)?.rows_affected();
+    }
+    Ok(matched)
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: &str) -> Result<Option<Delivery>> {

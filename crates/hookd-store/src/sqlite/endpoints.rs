@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Endpoint, EndpointStats, MessageStatus};
-use hookd_core::IdKind;
 use sqlx::{QueryBuilder, SqlitePool};
 
 use super::codec::{json, ms, opt_json, opt_u32, Cols};
@@ -84,21 +83,6 @@ pub(super) async fn create(pool: &SqlitePool, ep: &Endpoint) -> Result<()> {
     .await
     .map_err(db)?;
     Ok(())
-}
-
-pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result<Option<Endpoint>> {
-    let column = if IdKind::Endpoint.is_id(key) {
-        "id"
-    } else {
-        "uid"
-    };
-    let row = sqlx::query(&select(&format!("app_id = ? AND {column} = ?")))
-        .bind(app_id)
-        .bind(key)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?;
-    row.as_ref().map(|r| from_cols(&Cols::new(r))).transpose()
 }
 
 pub(super) async fn list(pool: &SqlitePool, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>> {

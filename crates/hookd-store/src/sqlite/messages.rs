@@ -8,7 +8,8 @@ use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
 use super::codec::{ms, opt_json, Cols};
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
-use super::{deliveries, endpoints};
+use super::cache::EndpointCache;
+use super::deliveries;
 use crate::{MessageFilter, PageReq, Result};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
@@ -48,7 +49,11 @@ fn select_m(filter: &str) -> String {
 /// The message insert comes first so the transaction holds SQLite's write lock
 /// from its first statement: the endpoints read after it cannot change before
 /// the deliveries are written, and no read-to-write lock upgrade can fail.
-pub(super) async fn create(conn: &mut SqliteConnection, msg: &Message) -> Result<Vec<Delivery>> {
+pub(super) async fn create(
+    conn: &mut SqliteConnection,
+    msg: &Message,
+    cache: &EndpointCache,
+) -> Result<Vec<Delivery>> {
     let tx = conn;
     sqlx::query(
         "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
@@ -67,33 +72,26 @@ pub(super) async fn create(conn: &mut SqliteConnection, msg: &Message) -> Result
     .await
     .map_err(db)?;
 
-    let rows = sqlx::query(&endpoints::select(
-        "app_id = ? AND disabled = 0 ORDER BY id",
-    ))
-    .bind(&msg.app_id)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
+    let endpoints = cache.endpoints_of(&mut *tx, &msg.app_id).await?;
     let mut created = Vec::new();
-    for row in &rows {
-        let ep = endpoints::from_cols(&Cols::new(row))?;
-        if !endpoint_matches(&ep, &msg.event_type, msg.channels.as_deref()) {
+    for ep in endpoints.iter() {
+        if !endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()) {
             continue;
         }
         let delivery = Delivery {
             id: new_id(IdKind::Destination),
             app_id: msg.app_id.clone(),
             msg_id: msg.id.clone(),
-            endpoint_id: ep.id,
+            endpoint_id: ep.id.clone(),
             status: MessageStatus::Pending,
             attempts: 0,
             next_attempt: Some(msg.first_due()),
             created_at: msg.created_at,
             updated_at: msg.created_at,
         };
-        deliveries::insert(&mut *tx, &delivery).await?;
         created.push(delivery);
     }
+    deliveries::insert_many(&mut *tx, &created).await?;
     Ok(created)
 }
 

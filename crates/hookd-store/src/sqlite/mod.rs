@@ -4,6 +4,7 @@
 
 mod apps;
 mod attempts;
+mod cache;
 mod codec;
 mod deliveries;
 mod endpoints;
@@ -17,6 +18,7 @@ mod tokens;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,6 +49,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Group-commits new messages and attempt outcomes (see `writer`).
     writer: writer::Writer,
+    endpoints: Arc<cache::EndpointCache>,
 }
 
 impl SqliteStore {
@@ -61,7 +64,9 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}").into()))?
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // Savepoints (one per grouped write) keep their undo pages in memory.
+            .pragma("temp_store", "memory");
         let pool_options = if in_memory {
             // Every connection to `:memory:` would see its own empty database, so
             // there is exactly one, and it is never recycled (that would drop the data).
@@ -94,8 +99,9 @@ impl SqliteStore {
             sqlx::migrate::MigrateError::Execute(e) => error::db(e),
             other => StoreError::Other(Box::new(other)),
         })?;
-        let writer = writer::Writer::spawn(pool.clone());
-        Ok(Self { pool, writer })
+        let endpoints = Arc::new(cache::EndpointCache::default());
+        let writer = writer::Writer::spawn(pool.clone(), endpoints.clone());
+        Ok(Self { pool, writer, endpoints })
     }
 
     /// Waits for in-flight queries and closes every connection, checkpointing
@@ -160,7 +166,9 @@ impl Store for SqliteStore {
     }
 
     async fn delete_app(&self, id: &str) -> Result<bool> {
-        apps::delete(&self.pool, id).await
+        let deleted = apps::delete(&self.pool, id).await;
+        self.endpoints.invalidate(Some(id));
+        deleted
     }
 
     async fn create_event_type(&self, et: &EventType) -> Result<()> {
@@ -188,11 +196,14 @@ impl Store for SqliteStore {
     }
 
     async fn create_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        endpoints::create(&self.pool, ep).await
+        let r = endpoints::create(&self.pool, ep).await;
+        self.endpoints.invalidate(Some(&ep.app_id));
+        r
     }
 
     async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
-        endpoints::by_key(&self.pool, app_id, id_or_uid).await
+        let mut conn = self.pool.acquire().await.map_err(error::db)?;
+        self.endpoints.by_key(&mut conn, app_id, id_or_uid).await
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>> {
@@ -200,11 +211,15 @@ impl Store for SqliteStore {
     }
 
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        endpoints::update(&self.pool, ep).await
+        let r = endpoints::update(&self.pool, ep).await;
+        self.endpoints.invalidate(Some(&ep.app_id));
+        r
     }
 
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<bool> {
-        endpoints::delete(&self.pool, app_id, id).await
+        let r = endpoints::delete(&self.pool, app_id, id).await;
+        self.endpoints.invalidate(Some(app_id));
+        r
     }
 
     async fn endpoint_stats(
@@ -239,7 +254,9 @@ impl Store for SqliteStore {
         endpoint_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        endpoints::disable(&self.pool, app_id, endpoint_id, now).await
+        let r = endpoints::disable(&self.pool, app_id, endpoint_id, now).await;
+        self.endpoints.invalidate(Some(app_id));
+        r
     }
 
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {

@@ -7,11 +7,14 @@
 //! a duplicate `eventId`) fails alone. Callers are answered only after the
 //! commit, so an acknowledgement still means durably stored.
 
+use std::sync::Arc;
+
 use hookd_core::model::{Attempt, Delivery, Message};
 use sqlx::{Acquire, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::db;
+use super::cache::EndpointCache;
 use super::{attempts, messages};
 use crate::{Result, StoreError};
 
@@ -31,9 +34,9 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer task on the current runtime. It ends when every
     /// `Writer` handle is dropped.
-    pub(super) fn spawn(pool: SqlitePool) -> Self {
+    pub(super) fn spawn(pool: SqlitePool, cache: Arc<EndpointCache>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, cache, rx));
         Self { tx }
     }
 
@@ -98,7 +101,7 @@ impl Done {
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Op>) {
+async fn run(pool: SqlitePool, cache: Arc<EndpointCache>, mut rx: mpsc::UnboundedReceiver<Op>) {
     while let Some(first) = rx.recv().await {
         let mut ops = vec![first];
         while ops.len() < MAX_GROUP {
@@ -108,7 +111,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Op>) {
             }
         }
         let mut done = Vec::with_capacity(ops.len());
-        let failure = commit_group(&pool, ops, &mut done).await.err();
+        let failure = commit_group(&pool, &cache, ops, &mut done).await.err();
         for d in done {
             d.answer(failure.as_ref());
         }
@@ -117,7 +120,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Op>) {
 
 /// Runs `ops` in one transaction, pushing each one's result to `done`. An error
 /// here means the transaction as a whole failed and nothing was stored.
-async fn commit_group(pool: &SqlitePool, ops: Vec<Op>, done: &mut Vec<Done>) -> Result<()> {
+async fn commit_group(pool: &SqlitePool, cache: &EndpointCache, ops: Vec<Op>, done: &mut Vec<Done>) -> Result<()> {
     let mut conn = match pool.acquire().await.map_err(db) {
         Ok(c) => c,
         Err(e) => {
@@ -133,15 +136,37 @@ async fn commit_group(pool: &SqlitePool, ops: Vec<Op>, done: &mut Vec<Done>) -> 
     };
     let mut tx = conn.begin().await.map_err(db)?;
     let mut any_ok = false;
-    for op in ops {
+    let (records, others): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(|op| matches!(op, Op::RecordAttempts(..)));
+    // Every attempt outcome in the group goes in together, in one savepoint;
+    // only if that fails (a delivery vanished) are they retried one by one.
+    let mut singles = others;
+    if !records.is_empty() {
+        let all: Vec<(Attempt, Delivery)> = records
+            .iter()
+            .flat_map(|op| match op {
+                Op::RecordAttempts(o, _) => o.clone(),
+                Op::CreateMessage(..) => Vec::new(),
+            })
+            .collect();
+        let mut sp = tx.begin().await.map_err(db)?;
+        if attempts::record(&mut sp, &all).await.is_ok() {
+            sp.commit().await.map_err(db)?;
+            any_ok = true;
+            for op in records {
+                if let Op::RecordAttempts(_, reply) = op {
+                    done.push(Done::Attempts(reply, Ok(())));
+                }
+            }
+        } else {
+            sp.rollback().await.map_err(db)?;
+            singles.extend(records);
+        }
+    }
+    for op in singles {
         let mut sp = tx.begin().await.map_err(db)?;
         let d = match op {
-            Op::CreateMessage(msg, reply) => {
-                Done::Message(reply, messages::create(&mut sp, &msg).await)
-            }
-            Op::RecordAttempts(outcomes, reply) => {
-                Done::Attempts(reply, attempts::record(&mut sp, &outcomes).await)
-            }
+            Op::CreateMessage(msg, reply) => Done::Message(reply, messages::create(&mut sp, &msg, cache).await),
+            Op::RecordAttempts(outcomes, reply) => Done::Attempts(reply, attempts::record(&mut sp, &outcomes).await),
         };
         if d.ok() {
             sp.commit().await.map_err(db)?;
