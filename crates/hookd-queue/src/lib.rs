@@ -29,7 +29,41 @@ pub struct Task {
     pub due: DateTime<Utc>,
     /// A person asked for this attempt (resend); it is not retried.
     pub manual: bool,
+    /// What the producer of the task already knows (e.g. the record it just
+    /// wrote), so that an in-process consumer need not read it back. Never
+    /// serialised: a task that crossed a process boundary has none.
+    #[serde(skip)]
+    pub hint: Option<Hint>,
 }
+
+/// An opaque, shareable value carried by a task within one process. Two hints
+/// always compare equal: a hint never changes what a task means.
+#[derive(Clone)]
+pub struct Hint(pub Arc<dyn std::any::Any + Send + Sync>);
+
+impl Hint {
+    pub fn new<T: std::any::Any + Send + Sync>(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Hint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hint(..)")
+    }
+}
+
+impl PartialEq for Hint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Hint {}
 
 /// A task handed to a worker. It must be acknowledged once its outcome is
 /// durably recorded; an unacknowledged lease may be handed out again (after a

@@ -99,6 +99,23 @@ impl AppState {
             .iter()
             .map(|d| dispatch::task_for(d, manual))
             .collect();
+        self.push(tasks).await;
+    }
+
+    /// [`AppState::enqueue`] for the deliveries of a message just created,
+    /// handing the worker what it would otherwise read back.
+    pub async fn enqueue_fresh(
+        &self,
+        deliveries: &[Delivery],
+        msg: &Arc<hookd_core::model::Message>,
+    ) {
+        self.push(dispatch::fresh_tasks(deliveries, msg)).await;
+    }
+
+    async fn push(&self, tasks: Vec<hookd_queue::Task>) {
+        if tasks.is_empty() {
+            return;
+        }
         if let Err(e) = self.queue.push(tasks).await {
             tracing::error!(error = %e, "could not enqueue deliveries; they stay pending in the store");
         }

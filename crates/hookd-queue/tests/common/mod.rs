@@ -17,6 +17,7 @@ pub fn task(n: usize, delay_ms: i64) -> Task {
         app_id: "app_1".into(),
         due: Utc::now() + chrono::Duration::milliseconds(delay_ms),
         manual: false,
+        hint: None,
     }
 }
 

@@ -13,9 +13,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookd_core::model::{Delivery, MessageStatus};
+use hookd_core::model::{Delivery, Message, MessageStatus};
 use hookd_core::retry::RetryPolicy;
-use hookd_queue::{Queue, Task};
+use hookd_queue::{Hint, Queue, Task};
 use hookd_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -75,7 +75,29 @@ pub fn task_for(d: &Delivery, manual: bool) -> Task {
             d.next_attempt.unwrap_or_else(hookd_core::model::now)
         },
         manual,
+        hint: None,
     }
+}
+
+/// What the creator of a delivery knows about it, carried by its first task so
+/// the step need not read the delivery and its message back from the store.
+pub struct Fresh {
+    pub delivery: Delivery,
+    pub msg: Arc<Message>,
+}
+
+/// The first tasks of a just-created message's deliveries, with hints.
+pub fn fresh_tasks(deliveries: &[Delivery], msg: &Arc<Message>) -> Vec<Task> {
+    deliveries
+        .iter()
+        .map(|d| Task {
+            hint: Some(Hint::new(Fresh {
+                delivery: d.clone(),
+                msg: msg.clone(),
+            })),
+            ..task_for(d, false)
+        })
+        .collect()
 }
 
 /// Which endpoints are known to have no failing clock running, so that a

@@ -3,6 +3,7 @@
 //! that batches) and leaves the store, the queue and the endpoint's health
 //! consistent whatever the outcome.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookd_core::model::{self, Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType};
@@ -13,7 +14,7 @@ use hookd_queue::Lease;
 
 use super::opevents::OpEvent;
 use super::request::{self, Defaults, Item};
-use super::{task_for, Engine};
+use super::{task_for, Engine, Fresh};
 use crate::outbound::Response;
 
 /// What one step did, for the scheduler and for tests.
@@ -77,8 +78,8 @@ impl Drop for Slot {
 struct Going {
     lease: Lease,
     delivery: Delivery,
-    msg: Message,
-    payload: String,
+    /// The message, with its payload present.
+    msg: Arc<Message>,
 }
 
 impl Engine {
@@ -141,7 +142,7 @@ impl Engine {
                 msg_id: &g.msg.id,
                 event_type: &g.msg.event_type,
                 created_at: g.msg.created_at,
-                payload: &g.payload,
+                payload: g.msg.payload.as_deref().unwrap_or("{}"),
             })
             .collect();
         let defaults = Defaults {
@@ -231,6 +232,16 @@ impl Engine {
     /// the caller) when there is nothing to send.
     async fn load(&self, lease: &Lease, ep: &Endpoint) -> anyhow::Result<Option<Going>> {
         let task = &lease.task;
+        // A just-created delivery's first task carries what the store would say.
+        if let Some(fresh) = task.hint.as_ref().and_then(|h| h.get::<Fresh>()) {
+            if !task.manual && !ep.disabled && fresh.msg.payload.is_some() {
+                return Ok(Some(Going {
+                    lease: lease.clone(),
+                    delivery: fresh.delivery.clone(),
+                    msg: fresh.msg.clone(),
+                }));
+            }
+        }
         let Some(mut delivery) = self.store.delivery(&task.delivery_id).await? else {
             return Ok(None);
         };
@@ -258,12 +269,11 @@ impl Engine {
             .store
             .message_by_key(&task.app_id, &task.msg_id)
             .await?;
-        match msg.and_then(|m| m.payload.clone().map(|p| (m, p))) {
-            Some((msg, payload)) => Ok(Some(Going {
+        match msg.filter(|m| m.payload.is_some()) {
+            Some(msg) => Ok(Some(Going {
                 lease: lease.clone(),
                 delivery,
-                msg,
-                payload,
+                msg: Arc::new(msg),
             })),
             None => {
                 delivery.status = MessageStatus::Canceled;

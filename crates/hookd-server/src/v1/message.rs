@@ -2,6 +2,8 @@
 //! matching endpoint. A 202 is sent only after the message and its deliveries
 //! are committed.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -199,7 +201,9 @@ async fn create_message(
             }
             other => other.into(),
         })?;
-    state.enqueue(&deliveries, false).await;
+    let msg = Arc::new(msg);
+    state.enqueue_fresh(&deliveries, &msg).await;
+    let msg = Arc::unwrap_or_clone(msg);
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageOut::new(msg, with_content)),

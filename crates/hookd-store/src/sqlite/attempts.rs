@@ -55,7 +55,10 @@ const CHUNK: usize = 400;
 /// Inserts the attempts and updates their deliveries, a few hundred rows per
 /// statement. A missing delivery is `NotFound` (the caller's savepoint then
 /// rolls the attempts back).
-pub(super) async fn record(tx: &mut SqliteConnection, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
+pub(super) async fn record(
+    tx: &mut SqliteConnection,
+    outcomes: &[(Attempt, Delivery)],
+) -> Result<()> {
     for chunk in outcomes.chunks(CHUNK) {
         let mut qb = QueryBuilder::new(
             "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \

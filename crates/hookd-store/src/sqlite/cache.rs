@@ -48,7 +48,11 @@ impl EndpointCache {
     }
 
     /// All endpoints of the app (disabled ones included), in id order.
-    pub(super) async fn endpoints_of(&self, conn: &mut SqliteConnection, app_id: &str) -> Result<Arc<Vec<Endpoint>>> {
+    pub(super) async fn endpoints_of(
+        &self,
+        conn: &mut SqliteConnection,
+        app_id: &str,
+    ) -> Result<Arc<Vec<Endpoint>>> {
         let generation = {
             let inner = self.lock();
             if let Some(list) = inner.apps.get(app_id) {
@@ -61,7 +65,11 @@ impl EndpointCache {
             .fetch_all(&mut *conn)
             .await
             .map_err(db)?;
-        let list = Arc::new(rows.iter().map(|r| endpoints::from_cols(&Cols::new(r))).collect::<Result<Vec<_>>>()?);
+        let list = Arc::new(
+            rows.iter()
+                .map(|r| endpoints::from_cols(&Cols::new(r)))
+                .collect::<Result<Vec<_>>>()?,
+        );
         let mut inner = self.lock();
         if inner.generation == generation {
             if inner.apps.len() >= MAX_APPS {
@@ -73,9 +81,23 @@ impl EndpointCache {
     }
 
     /// The app's endpoint with this id or uid.
-    pub(super) async fn by_key(&self, conn: &mut SqliteConnection, app_id: &str, key: &str) -> Result<Option<Endpoint>> {
+    pub(super) async fn by_key(
+        &self,
+        conn: &mut SqliteConnection,
+        app_id: &str,
+        key: &str,
+    ) -> Result<Option<Endpoint>> {
         let list = self.endpoints_of(conn, app_id).await?;
         let by_id = IdKind::Endpoint.is_id(key);
-        Ok(list.iter().find(|e| if by_id { e.id == key } else { e.uid.as_deref() == Some(key) }).cloned())
+        Ok(list
+            .iter()
+            .find(|e| {
+                if by_id {
+                    e.id == key
+                } else {
+                    e.uid.as_deref() == Some(key)
+                }
+            })
+            .cloned())
     }
 }

@@ -92,7 +92,12 @@ pub(super) async fn update_states(conn: &mut SqliteConnection, ds: &[&Delivery])
                 .push_bind(ms(d.updated_at));
         });
         qb.push(") AS v WHERE deliveries.id = v.column1");
-        matched += qb.build().execute(&mut *conn).await.map_err(db)?.rows_affected();
+        matched += qb
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?
+            .rows_affected();
     }
     Ok(matched)
 }

@@ -5,11 +5,11 @@ use hookd_core::model::{Delivery, Message, MessageStatus};
 use hookd_core::{new_id, IdKind};
 use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
 
+use super::cache::EndpointCache;
 use super::codec::{ms, opt_json, Cols};
+use super::deliveries;
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
-use super::cache::EndpointCache;
-use super::deliveries;
 use crate::{MessageFilter, PageReq, Result};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.

@@ -101,7 +101,11 @@ impl SqliteStore {
         })?;
         let endpoints = Arc::new(cache::EndpointCache::default());
         let writer = writer::Writer::spawn(pool.clone(), endpoints.clone());
-        Ok(Self { pool, writer, endpoints })
+        Ok(Self {
+            pool,
+            writer,
+            endpoints,
+        })
     }
 
     /// Waits for in-flight queries and closes every connection, checkpointing

@@ -13,8 +13,8 @@ use hookd_core::model::{Attempt, Delivery, Message};
 use sqlx::{Acquire, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::error::db;
 use super::cache::EndpointCache;
+use super::error::db;
 use super::{attempts, messages};
 use crate::{Result, StoreError};
 
@@ -120,7 +120,12 @@ async fn run(pool: SqlitePool, cache: Arc<EndpointCache>, mut rx: mpsc::Unbounde
 
 /// Runs `ops` in one transaction, pushing each one's result to `done`. An error
 /// here means the transaction as a whole failed and nothing was stored.
-async fn commit_group(pool: &SqlitePool, cache: &EndpointCache, ops: Vec<Op>, done: &mut Vec<Done>) -> Result<()> {
+async fn commit_group(
+    pool: &SqlitePool,
+    cache: &EndpointCache,
+    ops: Vec<Op>,
+    done: &mut Vec<Done>,
+) -> Result<()> {
     let mut conn = match pool.acquire().await.map_err(db) {
         Ok(c) => c,
         Err(e) => {
@@ -136,7 +141,9 @@ async fn commit_group(pool: &SqlitePool, cache: &EndpointCache, ops: Vec<Op>, do
     };
     let mut tx = conn.begin().await.map_err(db)?;
     let mut any_ok = false;
-    let (records, others): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(|op| matches!(op, Op::RecordAttempts(..)));
+    let (records, others): (Vec<Op>, Vec<Op>) = ops
+        .into_iter()
+        .partition(|op| matches!(op, Op::RecordAttempts(..)));
     // Every attempt outcome in the group goes in together, in one savepoint;
     // only if that fails (a delivery vanished) are they retried one by one.
     let mut singles = others;
@@ -165,8 +172,12 @@ async fn commit_group(pool: &SqlitePool, cache: &EndpointCache, ops: Vec<Op>, do
     for op in singles {
         let mut sp = tx.begin().await.map_err(db)?;
         let d = match op {
-            Op::CreateMessage(msg, reply) => Done::Message(reply, messages::create(&mut sp, &msg, cache).await),
-            Op::RecordAttempts(outcomes, reply) => Done::Attempts(reply, attempts::record(&mut sp, &outcomes).await),
+            Op::CreateMessage(msg, reply) => {
+                Done::Message(reply, messages::create(&mut sp, &msg, cache).await)
+            }
+            Op::RecordAttempts(outcomes, reply) => {
+                Done::Attempts(reply, attempts::record(&mut sp, &outcomes).await)
+            }
         };
         if d.ok() {
             sp.commit().await.map_err(db)?;
