@@ -106,6 +106,15 @@ pub trait Queue: Send + Sync + 'static {
     fn resets(&self) -> u64 {
         0
     }
+    /// Claims `task` for this process, for about as long as a lease stays
+    /// invisible. With a shared queue two copies of one task can exist (a node
+    /// re-queued pending work on start, or after a reset); only the copy whose
+    /// claim succeeds may be sent. A claim is keyed by delivery and due time, so
+    /// a later retry of the same delivery is a different claim. Always true for
+    /// backends that hand each task to one process only.
+    async fn claim(&self, _task: &Task) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The URL schemes [`open`] understands, checked without connecting (for

@@ -459,6 +459,30 @@ impl Queue for RedisQueue {
     fn resets(&self) -> u64 {
         self.inner.resets.load(Ordering::Relaxed)
     }
+
+    async fn claim(&self, task: &Task) -> Result<bool> {
+        let q = &self.inner;
+        let key = format!(
+            "{}:claim:{}:{}:{}",
+            q.ready.trim_end_matches(":ready"),
+            task.delivery_id,
+            task.due.timestamp_millis(),
+            u8::from(task.manual)
+        );
+        // Shorter than the visibility timeout: by the time a dead node's lease
+        // is reclaimed, its claim has lapsed and the new holder can take it.
+        let ttl = (q.visibility.as_millis() as u64 * 4 / 5).max(50);
+        let set: Option<String> = ::redis::cmd("SET")
+            .arg(&key)
+            .arg(&q.consumer)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl)
+            .query_async(&mut q.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
 }
 
 fn lost_state(e: &RedisError) -> bool {

@@ -147,6 +147,28 @@ async fn acked_lease_is_never_handed_out_again() {
 }
 
 #[tokio::test]
+async fn a_task_is_claimed_by_one_node_only_until_the_claim_lapses() {
+    let Some(keys) = keys() else { return };
+    let a = keys.queue("node-a", VISIBILITY).await;
+    let b = keys.queue("node-b", VISIBILITY).await;
+    let t = task(7, 0);
+    assert!(a.claim(&t).await.unwrap(), "the first claim wins");
+    assert!(
+        !b.claim(&t).await.unwrap(),
+        "a copy of the same task is refused"
+    );
+    let mut later = t.clone();
+    later.due += chrono::Duration::seconds(5);
+    assert!(
+        b.claim(&later).await.unwrap(),
+        "a later attempt of the delivery is a new claim"
+    );
+    // The claim lapses before the visibility timeout, so a reclaimed lease can be sent.
+    tokio::time::sleep(VISIBILITY).await;
+    assert!(b.claim(&t).await.unwrap(), "a lapsed claim can be taken");
+}
+
+#[tokio::test]
 async fn delayed_tasks_survive_a_new_connection() {
     let Some(keys) = keys() else { return };
     let first = keys.queue("node-a", VISIBILITY).await;

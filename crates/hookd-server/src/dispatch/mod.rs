@@ -188,6 +188,36 @@ impl Engine {
     /// finish for up to the grace period. Anything unfinished stays pending in
     /// the store and is picked up on the next start.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::spawn(self.clone().watch_resets(shutdown.clone()));
         lanes::Scheduler::new(self).run(shutdown).await;
+    }
+
+    /// A shared queue that lost its state (a Redis restarted without
+    /// persistence) lost the tasks in it; the store still has every pending
+    /// delivery, so they are queued again. Claims keep copies from being sent twice.
+    async fn watch_resets(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut seen = self.queue.resets();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let now = self.queue.resets();
+            if now == seen {
+                continue;
+            }
+            match self.requeue_pending().await {
+                Ok(n) => {
+                    tracing::warn!(
+                        requeued = n,
+                        "the queue lost its state; pending deliveries queued again"
+                    );
+                    seen = now;
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, "could not re-queue after a queue reset; will try again")
+                }
+            }
+        }
     }
 }

@@ -232,6 +232,10 @@ impl Engine {
     /// the caller) when there is nothing to send.
     async fn load(&self, lease: &Lease, ep: &Endpoint) -> anyhow::Result<Option<Going>> {
         let task = &lease.task;
+        // Another copy of this very task is being sent by someone else.
+        if !self.queue.claim(task).await? {
+            return Ok(None);
+        }
         // A just-created delivery's first task carries what the store would say.
         if let Some(fresh) = task.hint.as_ref().and_then(|h| h.get::<Fresh>()) {
             if !task.manual && !ep.disabled && fresh.msg.payload.is_some() {
