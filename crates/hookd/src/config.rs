@@ -84,7 +84,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
-            .field("database_url", &self.database_url)
+            .field("database_url", &redact_url(&self.database_url))
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
@@ -93,7 +93,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("public_url", &self.public_url)
             .field("log", &self.log)
-            .field("queue_url", &self.queue_url)
+            .field("queue_url", &self.queue_url.as_deref().map(redact_url))
             .field("retry_schedule", &self.retry_schedule)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("header_family", &self.header_family)
@@ -170,11 +170,9 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
-        if !self.database_url.starts_with("sqlite:") {
-            bail!(
-                "database_url {:?}: only sqlite: URLs are supported in this build",
-                self.database_url
-            );
+        let scheme = self.database_url.split(':').next().unwrap_or_default();
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            bail!("database_url: unsupported scheme {scheme:?}; use sqlite:PATH or postgres://...");
         }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
@@ -247,6 +245,17 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| format!("http://{bound}")),
         }
+    }
+}
+
+/// The URL with any password replaced, for logs.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -329,11 +338,30 @@ mod tests {
     }
 
     #[test]
-    fn debug_redacts_the_admin_token() {
+    fn debug_redacts_the_admin_token_and_url_passwords() {
         let cfg = Config {
             admin_token: Some("supersecrettoken123".into()),
+            database_url: "postgres://hookd:dbsecretpw@db:5432/hookd".into(),
+            queue_url: Some("redis://:redissecretpw@cache:6379".into()),
             ..Default::default()
         };
-        assert!(!format!("{cfg:?}").contains("supersecret"));
+        let shown = format!("{cfg:?}");
+        for secret in ["supersecret", "dbsecretpw", "redissecretpw"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_are_accepted_and_unknown_schemes_refused() {
+        let pg = Config {
+            database_url: "postgres://postgres@127.0.0.1/test".into(),
+            ..Default::default()
+        };
+        pg.validate().unwrap();
+        let bad = Config {
+            database_url: "mysql://x".into(),
+            ..Default::default()
+        };
+        assert!(format!("{:#}", bad.validate().unwrap_err()).contains("mysql"));
     }
 }

@@ -87,9 +87,23 @@ impl Server {
 
     /// [`Server::start`] with extra `HOOKD_*` settings in the environment.
     pub fn start_with(db: &Path, token: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_node(&format!("sqlite:{}", db.display()), token, &[], env)
+    }
+
+    /// Starts `hookd serve` on the store at `database_url` (any scheme, e.g. a
+    /// `postgres://` URL shared by several nodes), with extra `serve`
+    /// arguments such as `--role worker` or `--migrate`, and extra `HOOKD_*`
+    /// settings in the environment.
+    pub fn start_node(
+        database_url: &str,
+        token: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(format!("sqlite:{}", db.display()))
+            .arg(database_url)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
