@@ -627,3 +627,43 @@ async fn during_rotation_both_keys_sign() {
         format!("{} {}", sign(&new), sign(&old))
     );
 }
+
+#[tokio::test]
+async fn a_backlog_larger_than_the_requeue_window_is_delivered_once_after_restart() {
+    let rx = Receiver::ok().await;
+    let srv = TestServer::start().await;
+    let app = srv.app("backlog").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let dir = srv.stop().await;
+    // Pending deliveries written straight to the store, as if accepted before a crash.
+    let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
+    {
+        let store = hookd_store::open(&db).await.unwrap();
+        for i in 0..300 {
+            let msg = hookd_core::model::Message {
+                id: hookd_core::new_id(hookd_core::IdKind::Message),
+                app_id: app.clone(),
+                event_id: None,
+                event_type: "a.b".into(),
+                payload: Some(format!(r#"{{"i":{i}}}"#)),
+                channels: None,
+                tags: None,
+                created_at: hookd_core::model::now(),
+                deliver_at: None,
+            };
+            assert_eq!(store.create_message(&msg).await.unwrap().len(), 1);
+        }
+    }
+    let srv = TestServer::start_in(dir, |s| s.engine.requeue_window = 40).await;
+    let hits = rx.wait_for(300, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids: Vec<String> = hits
+        .iter()
+        .map(|h| h.header("webhook-id").to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 300, "every backlogged message arrives");
+    assert_eq!(rx.count(), 300, "and each exactly once");
+    srv.stop().await;
+}

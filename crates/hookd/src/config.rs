@@ -222,6 +222,7 @@ impl Config {
             disable_after: Duration::from_secs(self.disable_after_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             operational_app_uid: self.operational_app.clone(),
+            ..EngineConfig::default()
         })
     }
 

@@ -24,7 +24,7 @@ use super::step::Slot;
 use super::{Engine, Pace};
 
 /// Most leases held in memory (parked plus in flight) before the feeder pauses.
-const MAX_BUFFERED: usize = 200_000;
+const MAX_BUFFERED: usize = 50_000;
 /// How long leases whose step failed (store or queue trouble) wait before retrying.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use hookd_core::model::{Delivery, Message, MessageStatus};
 use hookd_core::retry::RetryPolicy;
+use hookd_core::{new_id, IdKind};
 use hookd_queue::{Hint, Queue, Task};
 use hookd_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +45,9 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// uid of the application whose endpoints receive operational events.
     pub operational_app_uid: String,
+    /// Most pending deliveries re-queued from the store at once on start (the
+    /// rest follow as the queue drains), which bounds memory for big backlogs.
+    pub requeue_window: usize,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +62,7 @@ impl Default for EngineConfig {
             disable_after: Duration::from_secs(5 * 24 * 3600),
             shutdown_grace: Duration::from_secs(30),
             operational_app_uid: "hookd-operational".into(),
+            requeue_window: 20_000,
         }
     }
 }
@@ -129,6 +134,18 @@ pub struct Engine {
     health: HealthCache,
     /// Bounds steps still recording their outcome after releasing their slot.
     settling: tokio::sync::Semaphore,
+    /// The re-queuing of pending deliveries still under way, if any.
+    sweep: Mutex<Option<Sweep>>,
+}
+
+const SWEEP_PAGE: u32 = 1_000;
+
+/// Progress through the store's pending deliveries, in id order.
+struct Sweep {
+    after: Option<String>,
+    /// Deliveries from this id on were created after the sweep began.
+    high_water: String,
+    done: bool,
 }
 
 impl Engine {
@@ -150,6 +167,7 @@ impl Engine {
             opevents,
             health: HealthCache::default(),
             settling,
+            sweep: Mutex::new(None),
         }
     }
 
@@ -161,27 +179,83 @@ impl Engine {
         self.requeue_pending().await
     }
 
-    /// Puts every pending delivery back on the queue: run once at start-up so that
-    /// anything accepted before a crash or restart is delivered.
+    /// Starts putting every pending delivery back on the queue: the first
+    /// window now, the rest as the queue drains (`backfill`), so a backlog of
+    /// millions never sits in memory at once. Run at start-up, so that anything
+    /// accepted before a crash or restart is delivered, and after a queue reset.
+    /// Returns how many were queued now.
     pub async fn requeue_pending(&self) -> anyhow::Result<usize> {
-        let mut after: Option<String> = None;
-        let mut total = 0;
-        loop {
+        // Deliveries created from now on are queued by whoever creates them;
+        // ids sort by time, so the sweep stops at this one.
+        let mut sweep = Sweep {
+            after: None,
+            high_water: new_id(IdKind::Destination),
+            done: false,
+        };
+        let n = self.sweep(&mut sweep, self.config.requeue_window).await?;
+        *self.sweep.lock().expect("sweep lock poisoned") = Some(sweep);
+        Ok(n)
+    }
+
+    /// Queues up to about `max` more pending deliveries of the sweep.
+    async fn sweep(&self, sweep: &mut Sweep, max: usize) -> anyhow::Result<usize> {
+        let mut pushed = 0;
+        while !sweep.done && pushed < max {
             let page = self
                 .store
-                .list_pending_deliveries(after.as_deref(), 1000)
+                .list_pending_deliveries(sweep.after.as_deref(), SWEEP_PAGE)
                 .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            total += page.len();
-            let tasks = page
+            sweep.done = page.len() < SWEEP_PAGE as usize;
+            if let Some(last) = page.last() {
+                sweep.after = Some(last.id.clone());
+            }
+            let tasks: Vec<Task> = page
                 .iter()
+                .take_while(|d| d.id < sweep.high_water)
                 .filter(|d| matches!(d.status, MessageStatus::Pending | MessageStatus::Sending))
                 .map(|d| task_for(d, false))
                 .collect();
+            if tasks.len() < page.len() && page.iter().any(|d| d.id >= sweep.high_water) {
+                sweep.done = true;
+            }
+            pushed += tasks.len();
             self.queue.push(tasks).await?;
         }
-        Ok(total)
+        Ok(pushed)
+    }
+
+    /// Feeds the rest of an unfinished sweep to the queue as it drains.
+    async fn backfill(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            let Some(mut sweep) = self.sweep.lock().expect("sweep lock poisoned").take() else {
+                continue;
+            };
+            let low = self
+                .queue
+                .len()
+                .await
+                .map(|n| n < self.config.requeue_window / 2)
+                .unwrap_or(false);
+            if low {
+                if let Err(e) = self
+                    .sweep(&mut sweep, (self.config.requeue_window / 2).max(1))
+                    .await
+                {
+                    tracing::warn!(error = ?e, "could not re-queue pending deliveries; will try again");
+                }
+            }
+            if !sweep.done {
+                let mut slot = self.sweep.lock().expect("sweep lock poisoned");
+                // A newer sweep (after a queue reset) supersedes this one.
+                if slot.is_none() {
+                    *slot = Some(sweep);
+                }
+            }
+        }
     }
 
     /// Runs the dispatch loop until `shutdown`, then lets in-flight requests
@@ -189,6 +263,7 @@ impl Engine {
     /// the store and is picked up on the next start.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         tokio::spawn(self.clone().watch_resets(shutdown.clone()));
+        tokio::spawn(self.clone().backfill(shutdown.clone()));
         lanes::Scheduler::new(self).run(shutdown).await;
     }
 
