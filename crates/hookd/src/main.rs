@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod verify;
 
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ enum Command {
     },
     /// Measure throughput, latency and resource use against a real server (loopback only).
     Bench(bench::BenchArgs),
+    /// Check a captured webhook's signature (for debugging a receiver). Exits 1 if invalid.
+    Verify(verify::VerifyArgs),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -89,6 +92,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             migrate,
         } => serve(Config::load(&over)?, role, migrate).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Verify(args) => {
+            println!("{}", verify::run(&args)?);
+            Ok(())
+        }
         Command::Token {
             action: TokenCommand::Create { over },
         } => {

@@ -1,6 +1,7 @@
 //! The shared PostgreSQL and Redis: a schema and a logical database of one
 //! test's own, and outages of either server that always end.
 
+use std::io::Write;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -72,7 +72,7 @@ impl Receiver {
             book.requests += 1;
             let every = self.refuse_every.load(Ordering::Relaxed);
             let first = book.tried.insert((endpoint, id.clone()));
-            let refuse = every > 0 && first && book.requests % every == 0;
+            let refuse = every > 0 && first && book.requests.is_multiple_of(every);
             if refuse {
                 book.refused += 1;
             }
