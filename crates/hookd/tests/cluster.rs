@@ -83,7 +83,9 @@ const FLEET_CONCURRENCY: usize = 4;
 /// 10,000 deliveries: ten times that takes minutes in a debug build.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_and_an_api_node_deliver_everything_despite_a_sigkill() {
-    let Some(backends) = Backends::from_env("two_workers_and_an_api_node") else {
+    let Some(backends) =
+        Backends::from_env("two_workers_and_an_api_node_deliver_everything_despite_a_sigkill")
+    else {
         return;
     };
     let _lock = exclusive();
@@ -171,7 +173,11 @@ const REDIS_DURING: usize = 64;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stops PostgreSQL/Redis; run with --ignored"]
 async fn redis_restart_mid_run_heals_and_delivers_everything() {
-    redis_restart_mid_run("redis_restart_mid_run", &[&["--role", "all", "--migrate"]]).await;
+    redis_restart_mid_run(
+        "redis_restart_mid_run_heals_and_delivers_everything",
+        &[&["--role", "all", "--migrate"]],
+    )
+    .await;
 }
 
 /// The same with the API and the worker in separate processes. The API node
@@ -181,7 +187,7 @@ async fn redis_restart_mid_run_heals_and_delivers_everything() {
 #[ignore = "stops PostgreSQL/Redis; run with --ignored"]
 async fn redis_restart_mid_run_heals_an_api_node_and_a_worker() {
     redis_restart_mid_run(
-        "redis_restart_with_an_api_node",
+        "redis_restart_mid_run_heals_an_api_node_and_a_worker",
         &[&["--role", "api", "--migrate"], &["--role", "worker"]],
     )
     .await;
@@ -354,7 +360,7 @@ impl Drop for AbortOnDrop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stops PostgreSQL/Redis; run with --ignored"]
 async fn postgres_restart_mid_run_answers_503_then_delivers_everything() {
-    let name = "postgres_restart_mid_run";
+    let name = "postgres_restart_mid_run_answers_503_then_delivers_everything";
     let Some(backends) = Backends::from_env(name) else {
         return;
     };
