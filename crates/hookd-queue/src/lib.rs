@@ -115,6 +115,24 @@ pub trait Queue: Send + Sync + 'static {
     async fn claim(&self, _task: &Task) -> Result<bool> {
         Ok(true)
     }
+    /// Limits that hold across every node sharing this queue, or `None` when
+    /// the queue serves one process (whose own scheduler then suffices).
+    fn shared_limits(&self) -> Option<&dyn SharedLimits> {
+        None
+    }
+}
+
+/// Per-endpoint limits enforced across nodes: `throttleRate` and the cap on
+/// concurrent requests.
+#[async_trait]
+pub trait SharedLimits: Send + Sync {
+    /// Books one request at `rate` per second for `key`; `Ok(None)` if booked,
+    /// `Ok(Some(wait))` if the caller must wait that long and ask again.
+    async fn pace(&self, key: &str, rate: u32) -> Result<Option<Duration>>;
+    /// Takes one of `cap` concurrent slots for `key`, held by `holder` until
+    /// released or `ttl` passes. False if all are taken.
+    async fn take_slot(&self, key: &str, cap: usize, holder: &str, ttl: Duration) -> Result<bool>;
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<()>;
 }
 
 /// The URL schemes [`open`] understands, checked without connecting (for

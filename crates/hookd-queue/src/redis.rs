@@ -38,10 +38,10 @@ use async_trait::async_trait;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::{Lease, Queue, QueueError, Result, Task};
+use crate::{Lease, Queue, QueueError, Result, SharedLimits, Task};
 
 mod scripts;
-use scripts::{ACK, LEN, PROMOTE, PRUNE, PUSH, REFRESH};
+use scripts::{ACK, LEN, PACE, PROMOTE, PRUNE, PUSH, REFRESH, TAKE_SLOT};
 
 /// Longest single blocking read, so that delayed tasks coming due and stale
 /// leases of dead nodes are noticed within this time even when nothing is pushed.
@@ -460,11 +460,15 @@ impl Queue for RedisQueue {
         self.inner.resets.load(Ordering::Relaxed)
     }
 
+    fn shared_limits(&self) -> Option<&dyn SharedLimits> {
+        Some(self)
+    }
+
     async fn claim(&self, task: &Task) -> Result<bool> {
         let q = &self.inner;
         let key = format!(
             "{}:claim:{}:{}:{}",
-            q.ready.trim_end_matches(":ready"),
+            q.prefix(),
             task.delivery_id,
             task.due.timestamp_millis(),
             u8::from(task.manual)
@@ -495,4 +499,50 @@ fn unavailable(e: RedisError) -> QueueError {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl SharedLimits for RedisQueue {
+    async fn pace(&self, key: &str, rate: u32) -> Result<Option<Duration>> {
+        let q = &self.inner;
+        let interval = (1000 / u64::from(rate.max(1))).max(1);
+        let wait: i64 = PACE
+            .key(format!("{}:rate:{key}", q.prefix()))
+            .arg(interval)
+            .invoke_async(&mut q.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
+    }
+
+    async fn take_slot(&self, key: &str, cap: usize, holder: &str, ttl: Duration) -> Result<bool> {
+        let q = &self.inner;
+        let taken: i64 = TAKE_SLOT
+            .key(format!("{}:slots:{key}", q.prefix()))
+            .arg(cap)
+            .arg(holder)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut q.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(taken == 1)
+    }
+
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<()> {
+        let q = &self.inner;
+        let _: i64 = ::redis::cmd("ZREM")
+            .arg(format!("{}:slots:{key}", q.prefix()))
+            .arg(holder)
+            .query_async(&mut q.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The key prefix all of this queue's keys share.
+    fn prefix(&self) -> &str {
+        self.ready.trim_end_matches(":ready")
+    }
 }

@@ -114,3 +114,38 @@ return n
 ",
     )
 });
+
+/// Shared rate (GCRA, no burst): one request per `interval_ms` per key across
+/// every node. Returns 0 and books the slot, or how many ms to wait first.
+/// KEYS: rate key. ARGV: interval_ms.
+pub(super) static PACE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if tat > now then return tat - now end
+redis.call('SET', KEYS[1], tat + interval, 'PX', interval * 2 + 1000)
+return 0
+",
+    )
+});
+
+/// Shared concurrency: takes one of `cap` slots for `holder` until `ttl_ms`
+/// from now (so a dead node's slots lapse). Returns 1 if taken, else 0.
+/// KEYS: slots key. ARGV: cap, holder, ttl_ms.
+pub(super) static TAKE_SLOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 1000)
+return 1
+",
+    )
+});

@@ -45,6 +45,8 @@ pub struct StepReport {
 }
 
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// How often a step waiting for one of an endpoint's shared slots asks again.
+const SHARED_SLOT_POLL: Duration = Duration::from_millis(10);
 
 type Release = Box<dyn FnOnce(Option<Pace>) + Send>;
 
@@ -151,9 +153,13 @@ impl Engine {
         };
         let resp = match request::build(&ep, &settings, &items, now, defaults) {
             Ok(out) => {
-                self.client
+                let permit = self.shared_permit(&ep, out.timeout).await?;
+                let resp = self
+                    .client
                     .post(&ep.url, out.headers, out.body, out.timeout)
-                    .await
+                    .await;
+                self.release_shared(&ep, permit).await;
+                resp
             }
             Err(why) => Response {
                 status: 0,
@@ -335,6 +341,39 @@ impl Engine {
                 delivery.next_attempt = None;
                 events.push(OpEvent::AttemptExhausted);
                 (Outcome::Failed, events)
+            }
+        }
+    }
+
+    /// With a queue shared by several nodes, waits for the endpoint's shared
+    /// limits: one of its concurrency slots, then (if throttled) its rate. The
+    /// slot lapses by itself if this node dies holding it.
+    async fn shared_permit(
+        &self,
+        ep: &Endpoint,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<String>> {
+        let Some(limits) = self.queue.shared_limits() else {
+            return Ok(None);
+        };
+        let holder = new_id(IdKind::Attempt);
+        let ttl = timeout + Duration::from_secs(10);
+        let cap = self.config.endpoint_concurrency;
+        while !limits.take_slot(&ep.id, cap, &holder, ttl).await? {
+            tokio::time::sleep(SHARED_SLOT_POLL).await;
+        }
+        if let Some(rate) = ep.throttle_rate.filter(|r| *r > 0) {
+            while let Some(wait) = limits.pace(&ep.id, rate).await? {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Ok(Some(holder))
+    }
+
+    async fn release_shared(&self, ep: &Endpoint, permit: Option<String>) {
+        if let (Some(limits), Some(holder)) = (self.queue.shared_limits(), permit) {
+            if let Err(e) = limits.release_slot(&ep.id, &holder).await {
+                tracing::warn!(error = %e, endpoint.id = %ep.id, "could not release a shared slot; it lapses by itself");
             }
         }
     }

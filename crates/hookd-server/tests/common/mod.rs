@@ -31,6 +31,7 @@ pub struct TestServer {
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub dir: tempfile::TempDir,
+    engine_config: EngineConfig,
 }
 
 /// Knobs a test may turn before the server starts.
@@ -38,6 +39,8 @@ pub struct Setup {
     pub engine: EngineConfig,
     pub server: ServerConfig,
     pub allowed_networks: Vec<ipnet::IpNet>,
+    /// The queue to use instead of a fresh embedded one.
+    pub queue: Option<Arc<dyn Queue>>,
 }
 
 impl Default for Setup {
@@ -56,6 +59,7 @@ impl Default for Setup {
                 ..ServerConfig::default()
             },
             allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            queue: None,
         }
     }
 }
@@ -74,9 +78,13 @@ impl TestServer {
     pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Setup)) -> Self {
         let mut setup = Setup::default();
         tweak(&mut setup);
+        let engine_config = setup.engine.clone();
         let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
         let store = hookd_store::open(&db).await.unwrap();
-        let queue = hookd_queue::open(None).await.unwrap();
+        let queue = match setup.queue.take() {
+            Some(q) => q,
+            None => hookd_queue::open(None).await.unwrap(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = WebhookClient::new(SsrfGuard::new(setup.allowed_networks), "hookd-test");
@@ -104,7 +112,25 @@ impl TestServer {
             shutdown,
             tasks,
             dir,
+            engine_config,
         }
+    }
+
+    /// Starts another delivery engine (a second "node") on the same store,
+    /// taking its work from `queue`; it stops with the server.
+    pub async fn add_engine(&mut self, queue: Arc<dyn Queue>) {
+        let client = WebhookClient::new(
+            SsrfGuard::new(vec!["127.0.0.0/8".parse().unwrap()]),
+            "hookd-test",
+        );
+        let engine = Arc::new(Engine::new(
+            self.store.clone(),
+            queue,
+            client,
+            self.engine_config.clone(),
+        ));
+        self.tasks
+            .push(tokio::spawn(engine.run(self.shutdown.clone())));
     }
 
     /// Stops the server gracefully and hands back its directory.

@@ -1,0 +1,103 @@
+//! Two delivery engines ("nodes") sharing one Redis queue hold an endpoint's
+//! `throttleRate` and concurrency cap together, not each on its own.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Receiver, Reply, TestServer};
+use hookd_queue::redis::{RedisOptions, RedisQueue};
+use hookd_queue::Queue;
+use serde_json::json;
+
+async fn redis_queue(url: &str, prefix: &str, consumer: &str) -> Arc<dyn Queue> {
+    let opts = RedisOptions {
+        prefix: prefix.into(),
+        consumer: consumer.into(),
+        ..RedisOptions::default()
+    };
+    Arc::new(
+        RedisQueue::connect(url, opts)
+            .await
+            .expect("connecting to Redis"),
+    )
+}
+
+async fn two_nodes(url: &str, tweak: impl FnOnce(&mut common::Setup)) -> TestServer {
+    let prefix = format!("hookd-test-limits-{:08x}", rand::random::<u32>());
+    let a = redis_queue(url, &prefix, "node-a").await;
+    let mut srv = TestServer::start_with(|s| {
+        s.queue = Some(a);
+        tweak(s);
+    })
+    .await;
+    srv.add_engine(redis_queue(url, &prefix, "node-b").await)
+        .await;
+    srv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_rate_holds_across_two_nodes() {
+    let Ok(url) = std::env::var("HOOKD_TEST_REDIS_URL") else {
+        eprintln!("skipping shared-limit tests: HOOKD_TEST_REDIS_URL not set");
+        return;
+    };
+    let srv = two_nodes(&url, |_| {}).await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("shared-throttle").await;
+    srv.endpoint(&app, json!({"url": rx.url, "throttleRate": 20}))
+        .await;
+    let n = 41;
+    for i in 0..n {
+        srv.send(&app, "a.b", json!({"i": i})).await;
+    }
+    let hits = rx.wait_for(n, Duration::from_secs(30)).await;
+    let span = (hits[n - 1].at - hits[0].at).as_secs_f64();
+    let rate = (n - 1) as f64 / span;
+    assert!(
+        rate <= 22.0,
+        "two nodes together must hold throttleRate 20: measured {rate:.1}/s"
+    );
+    assert!(rate >= 10.0, "throttled, not starved: {rate:.1}/s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_cap_holds_across_two_nodes() {
+    let Ok(url) = std::env::var("HOOKD_TEST_REDIS_URL") else {
+        eprintln!("skipping shared-limit tests: HOOKD_TEST_REDIS_URL not set");
+        return;
+    };
+    let srv = two_nodes(&url, |s| s.engine.endpoint_concurrency = 3).await;
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (n2, p2) = (now.clone(), peak.clone());
+    // Count requests in progress by when they arrive and when their (delayed) answer is due.
+    let rx = Receiver::start(move |_| {
+        let cur = n2.fetch_add(1, Ordering::SeqCst) + 1;
+        p2.fetch_max(cur, Ordering::SeqCst);
+        let n3 = n2.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            n3.fetch_sub(1, Ordering::SeqCst);
+        });
+        Reply::ok().after(Duration::from_millis(150))
+    })
+    .await;
+    let app = srv.app("shared-cap").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    for i in 0..30 {
+        srv.send(&app, "a.b", json!({"i": i})).await;
+    }
+    rx.wait_for(30, Duration::from_secs(30)).await;
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        peak <= 3,
+        "at most 3 requests in flight across both nodes, saw {peak}"
+    );
+    assert!(
+        peak >= 2,
+        "both nodes did work in parallel up to the cap, saw {peak}"
+    );
+}
