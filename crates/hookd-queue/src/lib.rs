@@ -115,6 +115,13 @@ pub trait Queue: Send + Sync + 'static {
     async fn claim(&self, _task: &Task) -> Result<bool> {
         Ok(true)
     }
+    /// A token that changes whenever the shared queue's state was lost and
+    /// rebuilt, by whichever node noticed first (or reads `None` while it is
+    /// lost). Workers compare it over time and re-queue pending deliveries
+    /// when it changes. `None` always for process-local queues.
+    async fn epoch(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Limits that hold across every node sharing this queue, or `None` when
     /// the queue serves one process (whose own scheduler then suffices).
     fn shared_limits(&self) -> Option<&dyn SharedLimits> {

@@ -200,11 +200,29 @@ impl Inner {
             .arg("MKSTREAM")
             .query_async(&mut self.conn.clone())
             .await;
-        match created {
-            Ok(()) => Ok(true),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(false),
-            Err(e) => Err(unavailable(e)),
+        let fresh = match created {
+            Ok(()) => true,
+            Err(e) if e.code() == Some("BUSYGROUP") => false,
+            Err(e) => return Err(unavailable(e)),
+        };
+        // A new epoch whenever the group had to be made anew; otherwise only
+        // if none is set (a first start).
+        let epoch = format!(
+            "{:016x}",
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        );
+        let mut set = ::redis::cmd("SET");
+        set.arg(format!("{}:epoch", self.prefix())).arg(epoch);
+        if !fresh {
+            set.arg("NX");
         }
+        let _: Option<String> = set
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(fresh)
     }
 
     /// Runs `op`; if the stream or group was lost, recreates it and runs `op`
@@ -458,6 +476,15 @@ impl Queue for RedisQueue {
 
     fn resets(&self) -> u64 {
         self.inner.resets.load(Ordering::Relaxed)
+    }
+
+    async fn epoch(&self) -> Result<Option<String>> {
+        let q = &self.inner;
+        ::redis::cmd("GET")
+            .arg(format!("{}:epoch", q.prefix()))
+            .query_async(&mut q.conn.clone())
+            .await
+            .map_err(unavailable)
     }
 
     fn shared_limits(&self) -> Option<&dyn SharedLimits> {

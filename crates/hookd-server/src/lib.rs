@@ -116,8 +116,19 @@ impl AppState {
         if tasks.is_empty() {
             return;
         }
-        if let Err(e) = self.queue.push(tasks).await {
-            tracing::error!(error = %e, "could not enqueue deliveries; they stay pending in the store");
+        let queue = self.queue.clone();
+        let push = async move {
+            if let Err(e) = queue.push(tasks).await {
+                tracing::error!(error = %e, "could not enqueue deliveries; they stay pending in the store");
+            }
+        };
+        // The deliveries are already committed: a shared queue that is slow or
+        // down must not hold up the 202. The workers' sweeps pick up any push
+        // that fails.
+        if self.queue.shared_limits().is_some() {
+            tokio::spawn(push);
+        } else {
+            push.await;
         }
     }
 }
@@ -164,13 +175,18 @@ async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let store = state
-        .store
-        .ping()
-        .await
-        .err()
-        .map(|e| format!("store: {e}"));
-    let queue = state.queue.len().await.err().map(|e| format!("queue: {e}"));
+    // A backend that does not answer within a second counts as down.
+    let within = std::time::Duration::from_secs(1);
+    let store = match tokio::time::timeout(within, state.store.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("store: {e}")),
+        Err(_) => Some("store: no answer within 1 s".into()),
+    };
+    let queue = match tokio::time::timeout(within, state.queue.len()).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("queue: {e}")),
+        Err(_) => Some("queue: no answer within 1 s".into()),
+    };
     let problems: Vec<String> = store.into_iter().chain(queue).collect();
     if problems.is_empty() {
         (

@@ -139,6 +139,12 @@ pub struct Engine {
 }
 
 const SWEEP_PAGE: u32 = 1_000;
+/// How often a worker on a shared queue looks for deliveries whose push was lost.
+const OVERDUE_SWEEP_EVERY: Duration = Duration::from_secs(120);
+/// How late a pending delivery must be to count as lost.
+const OVERDUE_AFTER: Duration = Duration::from_secs(300);
+/// The overdue sweep runs only while the queue holds fewer tasks than this.
+const OVERDUE_IDLE_BELOW: usize = 1_000;
 
 /// Progress through the store's pending deliveries, in id order.
 struct Sweep {
@@ -269,30 +275,79 @@ impl Engine {
 
     /// A shared queue that lost its state (a Redis restarted without
     /// persistence) lost the tasks in it; the store still has every pending
-    /// delivery, so they are queued again. Claims keep copies from being sent twice.
+    /// delivery, so they are queued again. Any node may be the one that notices
+    /// and rebuilds the queue, so the signal is the queue's shared epoch, not a
+    /// local count. As a safety net for pushes that failed while the queue was
+    /// unreachable, long-overdue pending deliveries are also queued again now
+    /// and then. Claims keep copies from being sent twice.
     async fn watch_resets(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut seen = self.queue.resets();
+        if self.queue.shared_limits().is_none() {
+            return;
+        }
+        let mut seen = self.queue.epoch().await.ok().flatten();
+        let mut last_overdue_sweep = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            let now = self.queue.resets();
-            if now == seen {
-                continue;
+            match self.queue.epoch().await {
+                Ok(now) if now != seen => match self.requeue_pending().await {
+                    Ok(n) => {
+                        tracing::warn!(
+                            requeued = n,
+                            "the shared queue lost its state; pending deliveries queued again"
+                        );
+                        seen = now;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = ?e, "could not re-queue after a queue reset; will try again")
+                    }
+                },
+                _ => {}
             }
-            match self.requeue_pending().await {
-                Ok(n) => {
-                    tracing::warn!(
-                        requeued = n,
-                        "the queue lost its state; pending deliveries queued again"
-                    );
-                    seen = now;
-                }
-                Err(e) => {
-                    tracing::error!(error = ?e, "could not re-queue after a queue reset; will try again")
+            if last_overdue_sweep.elapsed() >= OVERDUE_SWEEP_EVERY {
+                last_overdue_sweep = tokio::time::Instant::now();
+                if let Err(e) = self.requeue_overdue().await {
+                    tracing::warn!(error = ?e, "could not sweep overdue deliveries; will try again");
                 }
             }
         }
+    }
+
+    /// Queues again the pending deliveries that are long overdue, if the queue
+    /// is nearly idle (a big backlog explains lateness; an idle queue does not).
+    async fn requeue_overdue(&self) -> anyhow::Result<usize> {
+        if self.queue.len().await? > OVERDUE_IDLE_BELOW {
+            return Ok(0);
+        }
+        let cutoff = hookd_core::model::now()
+            - chrono::Duration::from_std(OVERDUE_AFTER).unwrap_or_default();
+        let (mut after, mut pushed) = (None::<String>, 0);
+        loop {
+            let page = self
+                .store
+                .list_pending_deliveries(after.as_deref(), SWEEP_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            let tasks: Vec<Task> = page
+                .iter()
+                .filter(|d| d.next_attempt.is_some_and(|t| t < cutoff))
+                .map(|d| task_for(d, false))
+                .collect();
+            pushed += tasks.len();
+            self.queue.push(tasks).await?;
+            if page.len() < SWEEP_PAGE as usize {
+                break;
+            }
+        }
+        if pushed > 0 {
+            tracing::warn!(
+                requeued = pushed,
+                "long-overdue pending deliveries queued again"
+            );
+        }
+        Ok(pushed)
     }
 }
