@@ -667,3 +667,71 @@ async fn a_backlog_larger_than_the_requeue_window_is_delivered_once_after_restar
     assert_eq!(rx.count(), 300, "and each exactly once");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_failing_four_times_then_succeeding_emits_failing_then_recovered() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("0.05,0.05,0.05,0.05,0.05")
+            .unwrap()
+            .with_jitter(0.0)
+    })
+    .await;
+    let ops = Receiver::ok().await;
+    srv.endpoint("hookd-operational", json!({"url": ops.url}))
+        .await;
+    // Four failures, then success on the fifth attempt.
+    let rx = Receiver::start(|n| {
+        if n < 4 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let app = srv.app("flaky-ops").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let msg = srv.send(&app, "a.b", json!({})).await;
+    rx.wait_for(5, WAIT).await;
+    let hits = ops.wait_for(2, WAIT).await;
+    let events: Vec<serde_json::Value> = hits
+        .iter()
+        .map(|h| serde_json::from_slice(&h.body).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["message.attempt.failing", "message.attempt.recovered"]
+    );
+    assert!(events.iter().all(|e| e["data"]["msgId"] == msg.as_str()));
+    assert_eq!(events[0]["data"]["lastAttempt"]["responseStatusCode"], 500);
+    assert_eq!(events[1]["data"]["lastAttempt"]["responseStatusCode"], 200);
+}
+
+#[tokio::test]
+async fn endpoint_timeout_ms_overrides_the_deployment_timeout() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.request_timeout = Duration::from_secs(10);
+        s.engine.retry = RetryPolicy::parse_schedule("").unwrap();
+    })
+    .await;
+    let rx = Receiver::start(|_| Reply::ok().after(Duration::from_secs(3))).await;
+    let app = srv.app("ep-timeout").await;
+    srv.endpoint(&app, json!({"url": rx.url, "timeoutMs": 1000}))
+        .await;
+    let msg = srv.send(&app, "a.b", json!({})).await;
+    let got = eventually(WAIT, || async {
+        let (_, b) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+        b["data"].as_array().filter(|d| !d.is_empty()).cloned()
+    })
+    .await
+    .expect("an attempt is recorded");
+    assert_eq!(
+        got[0]["responseStatusCode"], 0,
+        "the endpoint's 1 s timeout fired, not the deployment's 10 s"
+    );
+    let ms = got[0]["responseDurationMs"].as_i64().unwrap();
+    assert!(
+        (900..2500).contains(&ms),
+        "timed out after ~1 s, took {ms} ms"
+    );
+}
