@@ -41,6 +41,7 @@ pub async fn create_admin_token(store: &dyn Store) -> hookd_store::Result<String
             id: new_id(IdKind::Token),
             hash: hash_token(&token),
             scope: TokenScope::Admin,
+            read_only: false,
             created_at: Utc::now(),
             expires_at: None,
         })
@@ -81,6 +82,8 @@ impl TokenCache {
 pub struct Caller {
     pub scope: TokenScope,
     pub token_hash: String,
+    /// Only reads are allowed (an app-portal token issued with `readOnly`).
+    pub read_only: bool,
 }
 
 impl Caller {
@@ -134,7 +137,17 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into())
             })?;
-        state.authenticate(token).await
+        let caller = state.authenticate(token).await?;
+        // A read-only token may look, and end its own session, but change nothing.
+        let reading = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        // (Inside the nested /api/v1 router the path has that prefix stripped.)
+        if caller.read_only && !reading && !parts.uri.path().ends_with("/auth/logout") {
+            return Err(ApiError::Forbidden("this token is read-only".into()));
+        }
+        Ok(caller)
     }
 }
 
@@ -146,6 +159,7 @@ impl AppState {
                 return Ok(Caller {
                     scope: TokenScope::Admin,
                     token_hash: hash,
+                    read_only: false,
                 });
             }
         }
@@ -163,6 +177,7 @@ impl AppState {
             Some(rec) if rec.expires_at.is_none_or(|at| at > Utc::now()) => Ok(Caller {
                 scope: rec.scope,
                 token_hash: hash,
+                read_only: rec.read_only,
             }),
             _ => Err(ApiError::Unauthorized("invalid or expired token".into())),
         }

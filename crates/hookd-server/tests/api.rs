@@ -406,3 +406,69 @@ async fn health_answers_204() {
     assert_eq!(s, 204);
     assert_eq!(b, Value::Null);
 }
+
+#[tokio::test]
+async fn read_only_portal_token_can_read_but_not_write() {
+    let srv = TestServer::start().await;
+    let app = srv.app("tenant-ro").await;
+    let (s, access) = srv
+        .post(
+            "/auth/app-portal-access/tenant-ro",
+            json!({"readOnly": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{access}");
+    let token = access["token"].as_str().unwrap().to_string();
+
+    let (s, _) = srv
+        .call_as(&token, "GET", &format!("/app/{app}"), None, &[])
+        .await;
+    assert_eq!(s, 200, "reading is allowed");
+    let (s, b) = srv
+        .call_as(
+            &token,
+            "POST",
+            &format!("/app/{app}/endpoint"),
+            Some(json!({"url": "https://example.com/h"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(b["code"], "insufficient_access");
+    let (s, _) = srv
+        .call_as(
+            &token,
+            "PATCH",
+            &format!("/app/{app}"),
+            Some(json!({"name": "x"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (_, eps) = srv.get(&format!("/app/{app}/endpoint")).await;
+    assert_eq!(
+        eps["data"].as_array().unwrap().len(),
+        0,
+        "nothing was created"
+    );
+    let (_, got) = srv.get(&format!("/app/{app}")).await;
+    assert_eq!(got["name"], "tenant-ro", "nothing was changed");
+    let (s, _) = srv.call_as(&token, "POST", "/auth/logout", None, &[]).await;
+    assert_eq!(s, 204, "a read-only token may still end its own session");
+
+    // A token issued without readOnly may write.
+    let (_, access) = srv
+        .post("/auth/app-portal-access/tenant-ro", json!({}))
+        .await;
+    let rw = access["token"].as_str().unwrap();
+    let (s, b) = srv
+        .call_as(
+            rw,
+            "POST",
+            &format!("/app/{app}/endpoint"),
+            Some(json!({"url": "https://example.com/h"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+}

@@ -55,6 +55,8 @@ pub struct TokenRecord {
     pub id: String,
     pub hash: String,
     pub scope: TokenScope,
+    /// The token may only read (`GET`); an app-portal token issued with `readOnly`.
+    pub read_only: bool,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
 }

@@ -85,6 +85,7 @@ async fn issue(
             id: new_id(IdKind::Token),
             hash: hash_token(&token),
             scope: TokenScope::App(app.id.clone()),
+            read_only: body.read_only.unwrap_or(false),
             created_at: now,
             expires_at: Some(now + chrono::Duration::seconds(expiry)),
         })

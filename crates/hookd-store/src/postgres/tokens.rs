@@ -20,11 +20,12 @@ fn scope_text(scope: &TokenScope) -> &str {
 
 pub(super) async fn insert(pool: &PgPool, token: &TokenRecord) -> Result<()> {
     sqlx::query(
-        "INSERT INTO tokens (id, hash, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO tokens (id, hash, scope, read_only, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&token.id)
     .bind(&token.hash)
     .bind(scope_text(&token.scope))
+    .bind(token.read_only)
     .bind(ms(token.created_at))
     .bind(opt_ms(token.expires_at))
     .execute(pool)
@@ -34,12 +35,13 @@ pub(super) async fn insert(pool: &PgPool, token: &TokenRecord) -> Result<()> {
 }
 
 pub(super) async fn find(pool: &PgPool, hash: &str) -> Result<Option<TokenRecord>> {
-    let row =
-        sqlx::query("SELECT id, hash, scope, created_at, expires_at FROM tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(pool)
-            .await
-            .map_err(db)?;
+    let row = sqlx::query(
+        "SELECT id, hash, scope, read_only, created_at, expires_at FROM tokens WHERE hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
     let Some(row) = row else { return Ok(None) };
     let c = Cols::new(&row);
     let scope = c.text("scope")?;
@@ -51,6 +53,7 @@ pub(super) async fn find(pool: &PgPool, hash: &str) -> Result<Option<TokenRecord
         } else {
             TokenScope::App(scope)
         },
+        read_only: c.flag("read_only")?,
         created_at: c.time("created_at")?,
         expires_at: c.opt_time("expires_at")?,
     }))

@@ -147,6 +147,7 @@ async fn populate(
         id: new_id(IdKind::Token),
         hash: hash.clone(),
         scope: TokenScope::App(app.id.clone()),
+        read_only: false,
         created_at: now(),
         expires_at: None,
     };

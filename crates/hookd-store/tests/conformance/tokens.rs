@@ -11,6 +11,7 @@ fn token(hash: &str, scope: TokenScope) -> TokenRecord {
         id: new_id(IdKind::Token),
         hash: hash.to_owned(),
         scope,
+        read_only: false,
         created_at: now(),
         expires_at: None,
     }
@@ -21,6 +22,7 @@ pub async fn tokens_are_found_by_hash_with_their_scope(store: DynStore) {
     let admin = token("aa11", TokenScope::Admin);
     let scoped = TokenRecord {
         expires_at: Some(now() + secs(60)),
+        read_only: true,
         ..token("bb22", TokenScope::App(app.id.clone()))
     };
     store.insert_token(&admin).await.unwrap();
