@@ -735,3 +735,47 @@ async fn endpoint_timeout_ms_overrides_the_deployment_timeout() {
         "timed out after ~1 s, took {ms} ms"
     );
 }
+
+#[tokio::test]
+async fn a_slow_endpoints_backlog_cannot_fill_the_shared_buffer() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.max_buffered = 20;
+        s.engine.lane_backlog_max = 5;
+        s.engine.endpoint_concurrency = 1;
+        s.engine.request_timeout = Duration::from_secs(15);
+    })
+    .await;
+    let slow = Receiver::start(|_| Reply::ok().after(Duration::from_secs(2))).await;
+    let fast = Receiver::ok().await;
+    let app = srv.app("buffer").await;
+    srv.endpoint(&app, json!({"url": slow.url, "channels": ["slow"]}))
+        .await;
+    srv.endpoint(&app, json!({"url": fast.url, "channels": ["fast"]}))
+        .await;
+    // Far more slow work than the whole shared buffer holds.
+    for _ in 0..60 {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "channels": ["slow"]}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    slow.wait_for(1, WAIT).await;
+    let start = Instant::now();
+    for _ in 0..5 {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "channels": ["fast"]}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    fast.wait_for(5, Duration::from_secs(6)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "healthy deliveries waited behind the slow endpoint's backlog"
+    );
+}

@@ -24,7 +24,7 @@ use super::step::Slot;
 use super::{Engine, Pace};
 
 /// Most leases held in memory (parked plus in flight) before the feeder pauses.
-const MAX_BUFFERED: usize = 50_000;
+
 /// How long leases whose step failed (store or queue trouble) wait before retrying.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -43,9 +43,23 @@ struct Lane {
     batch: Option<Batch>,
     /// When the batch being gathered must go out, full or not.
     batch_due: Option<Instant>,
+    /// Steps finished since `first_done`: how fast this endpoint drains.
+    done: u64,
+    first_done: Option<Instant>,
+    /// Leases handed back to the queue and not yet due again.
+    deferred: u64,
 }
 
 impl Lane {
+    /// Requests per second this lane completes: measured once it has run a
+    /// while, else assumed to be one per slot per second.
+    fn drain_rate(&self, slots: usize) -> f64 {
+        match self.first_done.map(|t| t.elapsed().as_secs_f64()) {
+            Some(secs) if secs >= 1.0 && self.done > 0 => (self.done as f64 / secs).max(0.1),
+            _ => slots.max(1) as f64,
+        }
+    }
+
     fn set_rate(&mut self, rate: Option<u32>) {
         match (rate.and_then(NonZeroU32::new), &self.limiter) {
             (None, _) => self.limiter = None,
@@ -133,7 +147,7 @@ impl Scheduler {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(done) = self.done_rx.recv() => self.on_done(done),
-                Some(leases) = lease_rx.recv(), if self.buffered < MAX_BUFFERED => self.on_leases(leases),
+                Some(leases) = lease_rx.recv(), if self.buffered < self.engine.config.max_buffered => self.on_leases(leases),
                 _ = tokio::time::sleep_until(next_wake.unwrap_or_else(Instant::now)), if next_wake.is_some() => self.on_wake(),
                 // Reap finished step tasks so the set does not grow.
                 Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
@@ -159,13 +173,26 @@ impl Scheduler {
 
     fn on_leases(&mut self, leases: Vec<Lease>) {
         let mut touched = Vec::new();
+        let mut overflow = Vec::new();
+        let lane_max = self.engine.config.lane_backlog_max;
         for lease in leases {
             let ep = lease.task.endpoint_id.clone();
-            self.lanes
-                .entry(ep.clone())
-                .or_default()
-                .backlog
-                .push_back(lease);
+            let lane = self.lanes.entry(ep.clone()).or_default();
+            // A lane that already has plenty waiting (a slow endpoint) hands the
+            // rest back to the queue, so the shared buffer never fills with one
+            // endpoint's work while everyone else's waits behind it.
+            if lane.backlog.len() >= lane_max {
+                // Back in roughly the time the lane needs for what is ahead of it.
+                lane.deferred += 1;
+                let ahead = (lane.backlog.len() as u64 + lane.deferred) as f64;
+                let wait = Duration::from_secs_f64(
+                    (ahead / lane.drain_rate(self.engine.config.endpoint_concurrency))
+                        .clamp(1.0, 3600.0),
+                );
+                overflow.push((lease, wait));
+                continue;
+            }
+            lane.backlog.push_back(lease);
             self.buffered += 1;
             if touched.last() != Some(&ep) {
                 touched.push(ep);
@@ -176,12 +203,20 @@ impl Scheduler {
         for ep in touched {
             self.launch(&ep);
         }
+        if !overflow.is_empty() {
+            tokio::spawn(send_back(self.engine.clone(), overflow));
+        }
     }
 
     fn on_done(&mut self, done: Done) {
         self.in_flight -= 1;
         if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
             lane.in_flight -= 1;
+            lane.done += 1;
+            lane.first_done.get_or_insert_with(Instant::now);
+            if lane.backlog.is_empty() {
+                lane.deferred = 0;
+            }
             if let Some(pace) = done.pace {
                 lane.set_rate(pace.throttle_rate);
                 lane.batch = pace.batch;
@@ -304,6 +339,29 @@ async fn step(
             Err(e) => {
                 tracing::error!(error = %e, "could not re-queue; the deliveries stay pending until restart")
             }
+        }
+    }
+}
+
+/// Returns leases to the queue, each to be taken again after its wait.
+async fn send_back(engine: Arc<Engine>, overflow: Vec<(Lease, Duration)>) {
+    let now = hookd_core::model::now();
+    let tasks = overflow
+        .iter()
+        .map(|(l, wait)| Task {
+            due: (now + chrono::Duration::from_std(*wait).unwrap_or_default()).max(l.task.due),
+            ..l.task.clone()
+        })
+        .collect();
+    let leases: Vec<Lease> = overflow.into_iter().map(|(l, _)| l).collect();
+    match engine.queue.push(tasks).await {
+        Ok(()) => {
+            if let Err(e) = engine.queue.ack(&leases).await {
+                tracing::warn!(error = %e, "could not acknowledge leases handed back to the queue");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not hand leases back; they stay pending until restart")
         }
     }
 }

@@ -48,6 +48,12 @@ pub struct EngineConfig {
     /// Most pending deliveries re-queued from the store at once on start (the
     /// rest follow as the queue drains), which bounds memory for big backlogs.
     pub requeue_window: usize,
+    /// Most leases held in memory (parked in lanes plus in flight) before the
+    /// feeder pauses.
+    pub max_buffered: usize,
+    /// Most leases one endpoint's lane parks; more are handed back to the queue
+    /// for a little later, so one slow endpoint cannot fill the shared buffer.
+    pub lane_backlog_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +69,8 @@ impl Default for EngineConfig {
             shutdown_grace: Duration::from_secs(30),
             operational_app_uid: "hookd-operational".into(),
             requeue_window: 20_000,
+            max_buffered: 50_000,
+            lane_backlog_max: 2_000,
         }
     }
 }
