@@ -23,8 +23,6 @@ use tokio_util::sync::CancellationToken;
 use super::step::Slot;
 use super::{Engine, Pace};
 
-/// Most leases held in memory (parked plus in flight) before the feeder pauses.
-
 /// How long leases whose step failed (store or queue trouble) wait before retrying.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 
