@@ -20,7 +20,11 @@ const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"), " (webhook
 /// hookd: webhook delivery. Accepts events over a Svix-compatible API, stores
 /// them durably, and delivers them, signed, to every subscribed endpoint.
 #[derive(Parser)]
-#[command(name = "hookd", version, about, long_about = None)]
+#[command(
+    name = "hookd",
+    version,
+    about = "hookd: webhook delivery. Accepts events over a Svix-compatible API, stores them durably, and delivers them, signed, to every subscribed endpoint."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
