@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::endpoint::{endpoint_in, load_endpoint};
 use super::message::{load_message, payload_json, MessageOut};
 use super::util::{parse_bool, parse_query_time, split_list};
 use crate::auth::Caller;
@@ -180,12 +181,7 @@ async fn list_by_endpoint(
     Path((app_id, ep_id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<AttemptListQuery>,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
-    let app = caller.app(&state, &app_id).await?;
-    let ep = state
-        .store
-        .endpoint_by_key(&app.id, &ep_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let (app, ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let filter = AttemptFilter {
         endpoint_id: Some(ep.id),
         ..q.filter()?
@@ -205,14 +201,7 @@ async fn list_by_msg(
     let (app, msg) = load_message(&state, &caller, &app_id, &msg_id).await?;
     let endpoint_id = match q.endpoint_id.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(key) => Some(
-            state
-                .store
-                .endpoint_by_key(&app.id, key)
-                .await?
-                .ok_or_else(|| ApiError::not_found("Endpoint"))?
-                .id,
-        ),
+        Some(key) => Some(endpoint_in(&state, &app.id, key).await?.id),
     };
     let filter = AttemptFilter {
         msg_id: Some(msg.id),
@@ -271,12 +260,7 @@ async fn list_attempted_messages(
     Path((app_id, ep_id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<AttemptListQuery>,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
-    let app = caller.app(&state, &app_id).await?;
-    let ep = state
-        .store
-        .endpoint_by_key(&app.id, &ep_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let (app, ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let pager = q.page.pager(true)?;
     let f = q.filter()?;
     let filter = MessageFilter {

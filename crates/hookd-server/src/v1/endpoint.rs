@@ -373,18 +373,28 @@ async fn endpoint_from(
     })
 }
 
-async fn load(
+/// The endpoint of an already resolved app, by id or uid, or 404.
+pub(super) async fn endpoint_in(
+    state: &AppState,
+    app_id: &str,
+    ep_key: &str,
+) -> ApiResult<Endpoint> {
+    state
+        .store
+        .endpoint_by_key(app_id, ep_key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Endpoint"))
+}
+
+/// The app (within the caller's scope) and its endpoint, both by id or uid.
+pub(super) async fn load_endpoint(
     state: &AppState,
     caller: &Caller,
-    app_id: &str,
-    ep_id: &str,
+    app_key: &str,
+    ep_key: &str,
 ) -> ApiResult<(Application, Endpoint)> {
-    let app = caller.app(state, app_id).await?;
-    let ep = state
-        .store
-        .endpoint_by_key(&app.id, ep_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let app = caller.app(state, app_key).await?;
+    let ep = endpoint_in(state, &app.id, ep_key).await?;
     Ok((app, ep))
 }
 
@@ -428,7 +438,12 @@ async fn get_endpoint(
     caller: Caller,
     Path((app_id, ep_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointOut>> {
-    Ok(Json(load(&state, &caller, &app_id, &ep_id).await?.1.into()))
+    Ok(Json(
+        load_endpoint(&state, &caller, &app_id, &ep_id)
+            .await?
+            .1
+            .into(),
+    ))
 }
 
 #[utoipa::path(put, path = "/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint", request_body = EndpointIn,
@@ -493,7 +508,7 @@ async fn patch_endpoint(
     Path((app_id, ep_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (_, mut ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let mut checks = Checks::default();
     match &body.url {
         Patch::Value(u) => check_url(&mut checks, &state, u),
@@ -580,7 +595,7 @@ async fn delete_endpoint(
     caller: Caller,
     Path((app_id, ep_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let (app, ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (app, ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     state.store.delete_endpoint(&app.id, &ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -598,7 +613,7 @@ async fn get_secret(
     caller: Caller,
     Path((app_id, ep_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointSecretOut>> {
-    let (_, ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (_, ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let kind = EndpointSettings::from_json(&ep.settings)
         .signing()
         .secret_kind();
@@ -626,7 +641,7 @@ async fn rotate_secret(
     ApiJson(body): ApiJson<Option<EndpointSecretRotateIn>>,
 ) -> ApiResult<Json<EndpointSecretOut>> {
     let body = body.unwrap_or_default();
-    let (_, mut ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (_, mut ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let mut checks = Checks::default();
     let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
@@ -692,7 +707,7 @@ async fn get_headers(
     caller: Caller,
     Path((app_id, ep_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointHeadersOut>> {
-    let (_, ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (_, ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let (sensitive, visible): (BTreeMap<_, _>, BTreeMap<_, _>) = ep
         .headers
         .into_iter()
@@ -711,7 +726,7 @@ async fn set_headers(
     Path((app_id, ep_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointHeadersIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (_, mut ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let mut checks = Checks::default();
     check_headers(&mut checks, &body.headers);
     checks.finish()?;
@@ -729,7 +744,7 @@ async fn patch_headers(
     Path((app_id, ep_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointHeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (_, mut ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let mut checks = Checks::default();
     check_headers(&mut checks, &body.headers);
     checks.finish()?;
@@ -781,7 +796,7 @@ async fn get_stats(
     Path((app_id, ep_id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<EndpointStatsOut>> {
-    let (app, ep) = load(&state, &caller, &app_id, &ep_id).await?;
+    let (app, ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let since = parse_query_time("since", q.since.as_deref())?;
     let until = parse_query_time("until", q.until.as_deref())?;
     Ok(Json(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::endpoint::{endpoint_in, load_endpoint};
 use super::message::load_message;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -39,11 +40,7 @@ async fn resend(
     Path((app_id, msg_id, ep_id)): Path<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<EmptyResponse>)> {
     let (app, msg) = load_message(&state, &caller, &app_id, &msg_id).await?;
-    let ep = state
-        .store
-        .endpoint_by_key(&app.id, &ep_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let ep = endpoint_in(&state, &app.id, &ep_id).await?;
     if msg.payload.is_none() {
         return Err(ApiError::BadRequest(
             "the message's payload was expunged; there is nothing to resend".into(),
@@ -121,12 +118,7 @@ async fn recover(
     Path((app_id, ep_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
-    let app = caller.app(&state, &app_id).await?;
-    let ep = state
-        .store
-        .endpoint_by_key(&app.id, &ep_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Endpoint"))?;
+    let (app, ep) = load_endpoint(&state, &caller, &app_id, &ep_id).await?;
     let now = model::now();
     if body.since > now {
         return Err(ApiError::field(

@@ -45,9 +45,7 @@ pub(super) fn db(err: sqlx::Error) -> StoreError {
 
 /// A value read back from the database that the domain types cannot hold
 /// (bad JSON, an unknown status, a timestamp out of range).
-pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("unreadable stored value: {what}").into())
-}
+pub(super) use crate::codec::corrupt;
 
 fn is_transient(d: &dyn DatabaseError) -> bool {
     d.code().is_some_and(|code| {

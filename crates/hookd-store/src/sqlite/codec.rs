@@ -6,42 +6,14 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use hookd_core::model::MessageStatus;
-use serde::{de::DeserializeOwned, Serialize};
+use serde::de::DeserializeOwned;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite};
 
-use super::error::{corrupt, db};
-use crate::{Result, StoreError};
-
-pub(super) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(super) fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
-    t.map(ms)
-}
-
-pub(super) fn json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Other(Box::new(e)))
-}
-
-pub(super) fn opt_json<T: Serialize>(value: Option<&T>) -> Result<Option<String>> {
-    value.map(json).transpose()
-}
-
-pub(super) fn opt_u32(v: Option<u32>) -> Option<i64> {
-    v.map(i64::from)
-}
-
-/// `alias.col AS prefixcol, ...` for the given columns, so that two tables'
-/// rows can be read from one joined row.
-pub(super) fn select_list(alias: &str, prefix: &str, columns: &[&str]) -> String {
-    columns
-        .iter()
-        .map(|c| format!("{alias}.{c} AS {prefix}{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+use super::error::db;
+use crate::codec::{corrupt, from_json, to_time};
+pub(super) use crate::codec::{json, ms, opt_json, opt_ms, opt_u32, select_list};
+use crate::Result;
 
 /// Typed access to one row's columns, optionally under a prefix.
 pub(super) struct Cols<'r> {
@@ -123,12 +95,4 @@ impl<'r> Cols<'r> {
         let v = self.int(col)?;
         MessageStatus::from_i64(v).ok_or_else(|| corrupt(format_args!("{col} = {v}")))
     }
-}
-
-fn to_time(col: &str, v: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt(format_args!("{col} = {v}")))
-}
-
-fn from_json<T: DeserializeOwned>(col: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| corrupt(format_args!("{col}: {e}")))
 }
