@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::recovery::BackgroundTaskOut;
+use super::recovery::{finish_task, BackgroundTaskOut};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -93,7 +93,7 @@ async fn expunge_all(
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
-async fn run_expunge_all(state: AppState, mut task: BackgroundTask, app_id: String) {
+async fn run_expunge_all(state: AppState, task: BackgroundTask, app_id: String) {
     let result: hookd_store::Result<u64> = async {
         let mut page = PageReq::first(500, false);
         let mut n = 0;
@@ -115,19 +115,5 @@ async fn run_expunge_all(state: AppState, mut task: BackgroundTask, app_id: Stri
         }
     }
     .await;
-    task.updated_at = model::now();
-    match result {
-        Ok(n) => {
-            task.status = TaskStatus::Finished;
-            task.data["expunged"] = n.into();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, task.id = %task.id, "expunge-all failed");
-            task.status = TaskStatus::Failed;
-            task.data["error"] = e.to_string().into();
-        }
-    }
-    if let Err(e) = state.store.upsert_task(&task).await {
-        tracing::error!(error = %e, task.id = %task.id, "could not record the expunge task's result");
-    }
+    finish_task(&state, task, result, "expunged").await;
 }

@@ -155,7 +155,7 @@ async fn recover(
 
 async fn run_recover(
     state: AppState,
-    mut task: BackgroundTask,
+    task: BackgroundTask,
     app_id: String,
     ep_id: String,
     since: DateTime<Utc>,
@@ -178,20 +178,31 @@ async fn run_recover(
         Ok(requeued.len())
     }
     .await;
+    finish_task(&state, task, result.map(|n| n as u64), "recovered").await;
+}
+
+/// Records a background task's end: finished with `count` under `field` in
+/// its data, or failed with the error.
+pub(super) async fn finish_task(
+    state: &AppState,
+    mut task: BackgroundTask,
+    result: hookd_store::Result<u64>,
+    field: &str,
+) {
     task.updated_at = model::now();
     match result {
         Ok(n) => {
             task.status = TaskStatus::Finished;
-            task.data["recovered"] = n.into();
+            task.data[field] = n.into();
         }
         Err(e) => {
-            tracing::error!(error = %e, task.id = %task.id, "recover failed");
+            tracing::error!(error = %e, task.id = %task.id, task.kind = %task.task, "background task failed");
             task.status = TaskStatus::Failed;
             task.data["error"] = e.to_string().into();
         }
     }
     if let Err(e) = state.store.upsert_task(&task).await {
-        tracing::error!(error = %e, task.id = %task.id, "could not record the recover task's result");
+        tracing::error!(error = %e, task.id = %task.id, "could not record the background task's result");
     }
 }
 
