@@ -129,6 +129,12 @@ pub struct Response {
     pub retry_after: Option<Duration>,
 }
 
+/// Keep-alive connections kept per host. Many endpoints often share one host
+/// (one customer's gateway, or a receiver behind one load balancer), and every
+/// connection closed for want of room costs a new handshake on the next
+/// request; as many as the default `max_in_flight` can be reused.
+const MAX_IDLE_PER_HOST: usize = 1024;
+
 #[derive(Clone)]
 pub struct WebhookClient {
     client: reqwest::Client,
@@ -143,7 +149,7 @@ impl WebhookClient {
             .user_agent(user_agent)
             .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
             .build()

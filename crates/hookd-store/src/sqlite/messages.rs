@@ -46,53 +46,73 @@ fn select_m(filter: &str) -> String {
     )
 }
 
+/// Rows per multi-row message insert (9 parameters each, well under SQLite's
+/// bound-parameter limit).
+const CHUNK: usize = 400;
+
+/// Inserts the messages and their fan-out in a few statements, answering each
+/// message's deliveries in order. One failing row (say, a duplicate `eventId`)
+/// fails the whole call: the writer then retries the messages one by one.
+///
 /// The message insert comes first so the transaction holds SQLite's write lock
 /// from its first statement: the endpoints read after it cannot change before
 /// the deliveries are written, and no read-to-write lock upgrade can fail.
-pub(super) async fn create(
+pub(super) async fn create_many(
     conn: &mut SqliteConnection,
-    msg: &Message,
+    msgs: &[&Message],
     cache: &EndpointCache,
-) -> Result<Vec<Delivery>> {
-    let tx = conn;
-    sqlx::query(
-        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&msg.id)
-    .bind(&msg.app_id)
-    .bind(&msg.event_id)
-    .bind(&msg.event_type)
-    .bind(&msg.payload)
-    .bind(opt_json(msg.channels.as_ref())?)
-    .bind(opt_json(msg.tags.as_ref())?)
-    .bind(ms(msg.created_at))
-    .bind(msg.deliver_at.map(ms))
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-
-    let endpoints = cache.endpoints_of(&mut *tx, &msg.app_id).await?;
-    let mut created = Vec::new();
-    for ep in endpoints.iter() {
-        if !endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()) {
-            continue;
-        }
-        let delivery = Delivery {
-            id: new_id(IdKind::Destination),
-            app_id: msg.app_id.clone(),
-            msg_id: msg.id.clone(),
-            endpoint_id: ep.id.clone(),
-            status: MessageStatus::Pending,
-            attempts: 0,
-            next_attempt: Some(msg.first_due()),
-            created_at: msg.created_at,
-            updated_at: msg.created_at,
-        };
-        created.push(delivery);
+) -> Result<Vec<Vec<Delivery>>> {
+    for chunk in msgs.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) ",
+        );
+        let lists = chunk
+            .iter()
+            .map(|m| Ok((opt_json(m.channels.as_ref())?, opt_json(m.tags.as_ref())?)))
+            .collect::<Result<Vec<_>>>()?;
+        qb.push_values(chunk.iter().zip(lists), |mut b, (msg, (channels, tags))| {
+            b.push_bind(&msg.id)
+                .push_bind(&msg.app_id)
+                .push_bind(&msg.event_id)
+                .push_bind(&msg.event_type)
+                .push_bind(&msg.payload)
+                .push_bind(channels)
+                .push_bind(tags)
+                .push_bind(ms(msg.created_at))
+                .push_bind(msg.deliver_at.map(ms));
+        });
+        qb.build().execute(&mut *conn).await.map_err(db)?;
     }
-    deliveries::insert_many(&mut *tx, &created).await?;
-    Ok(created)
+
+    let mut all = Vec::new();
+    let mut counts = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        let endpoints = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+        let before = all.len();
+        for ep in endpoints.iter() {
+            if !endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()) {
+                continue;
+            }
+            all.push(Delivery {
+                id: new_id(IdKind::Destination),
+                app_id: msg.app_id.clone(),
+                msg_id: msg.id.clone(),
+                endpoint_id: ep.id.clone(),
+                status: MessageStatus::Pending,
+                attempts: 0,
+                next_attempt: Some(msg.first_due()),
+                created_at: msg.created_at,
+                updated_at: msg.created_at,
+            });
+        }
+        counts.push(all.len() - before);
+    }
+    deliveries::insert_many(&mut *conn, &all).await?;
+    let mut rest = all.into_iter();
+    Ok(counts
+        .into_iter()
+        .map(|n| rest.by_ref().take(n).collect())
+        .collect())
 }
 
 pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result<Option<Message>> {

@@ -50,6 +50,7 @@ pub struct SqliteStore {
     /// Group-commits new messages and attempt outcomes (see `writer`).
     writer: writer::Writer,
     endpoints: Arc<cache::EndpointCache>,
+    apps: cache::AppCache,
 }
 
 impl SqliteStore {
@@ -90,6 +91,9 @@ impl SqliteStore {
                 .journal_mode(SqliteJournalMode::Wal);
             SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
         };
+        // A connection to a local file does not go stale; pinging it on every
+        // acquire would cost a round trip to its worker thread per query.
+        let pool_options = pool_options.test_before_acquire(false);
         let pool = pool_options
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
@@ -105,6 +109,7 @@ impl SqliteStore {
             pool,
             writer,
             endpoints,
+            apps: cache::AppCache::default(),
         })
     }
 
@@ -154,11 +159,21 @@ impl Store for SqliteStore {
     }
 
     async fn create_app(&self, app: &Application) -> Result<()> {
-        apps::create(&self.pool, app).await
+        let r = apps::create(&self.pool, app).await;
+        self.apps.invalidate();
+        r
     }
 
     async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>> {
-        apps::by_key(&self.pool, id_or_uid).await
+        let (hit, generation) = self.apps.get(id_or_uid);
+        if hit.is_some() {
+            return Ok(hit);
+        }
+        let app = apps::by_key(&self.pool, id_or_uid).await?;
+        if let Some(app) = &app {
+            self.apps.put(app, generation);
+        }
+        Ok(app)
     }
 
     async fn list_apps(&self, page: &PageReq) -> Result<Vec<Application>> {
@@ -166,11 +181,14 @@ impl Store for SqliteStore {
     }
 
     async fn update_app(&self, app: &Application) -> Result<()> {
-        apps::update(&self.pool, app).await
+        let r = apps::update(&self.pool, app).await;
+        self.apps.invalidate();
+        r
     }
 
     async fn delete_app(&self, id: &str) -> Result<bool> {
         let deleted = apps::delete(&self.pool, id).await;
+        self.apps.invalidate();
         self.endpoints.invalidate(Some(id));
         deleted
     }
@@ -206,6 +224,9 @@ impl Store for SqliteStore {
     }
 
     async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        if let Some(list) = self.endpoints.cached(app_id) {
+            return Ok(cache::find_endpoint(&list, id_or_uid));
+        }
         let mut conn = self.pool.acquire().await.map_err(error::db)?;
         self.endpoints.by_key(&mut conn, app_id, id_or_uid).await
     }

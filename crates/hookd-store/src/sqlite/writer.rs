@@ -141,39 +141,71 @@ async fn commit_group(
     };
     let mut tx = conn.begin().await.map_err(db)?;
     let mut any_ok = false;
-    let (records, others): (Vec<Op>, Vec<Op>) = ops
-        .into_iter()
-        .partition(|op| matches!(op, Op::RecordAttempts(..)));
-    // Every attempt outcome in the group goes in together, in one savepoint;
-    // only if that fails (a delivery vanished) are they retried one by one.
-    let mut singles = others;
+    let mut records = Vec::new();
+    let mut creates = Vec::new();
+    for op in ops {
+        match op {
+            Op::RecordAttempts(o, reply) => records.push((o, reply)),
+            Op::CreateMessage(m, reply) => creates.push((m, reply)),
+        }
+    }
+    // Each kind of write in the group goes in together, in one savepoint and a
+    // few multi-row statements; only if that fails (a duplicate eventId, a
+    // delivery that vanished) are its writes retried one by one, each in a
+    // savepoint of its own, so that the failing one fails alone.
+    let mut singles = Vec::new();
     if !records.is_empty() {
         let all: Vec<(Attempt, Delivery)> = records
             .iter()
-            .flat_map(|op| match op {
-                Op::RecordAttempts(o, _) => o.clone(),
-                Op::CreateMessage(..) => Vec::new(),
-            })
+            .flat_map(|(o, _)| o.iter().cloned())
             .collect();
         let mut sp = tx.begin().await.map_err(db)?;
         if attempts::record(&mut sp, &all).await.is_ok() {
             sp.commit().await.map_err(db)?;
             any_ok = true;
-            for op in records {
-                if let Op::RecordAttempts(_, reply) = op {
-                    done.push(Done::Attempts(reply, Ok(())));
-                }
-            }
+            done.extend(
+                records
+                    .into_iter()
+                    .map(|(_, reply)| Done::Attempts(reply, Ok(()))),
+            );
         } else {
             sp.rollback().await.map_err(db)?;
-            singles.extend(records);
+            singles.extend(
+                records
+                    .into_iter()
+                    .map(|(o, reply)| Op::RecordAttempts(o, reply)),
+            );
+        }
+    }
+    if !creates.is_empty() {
+        let msgs: Vec<&Message> = creates.iter().map(|(m, _)| m).collect();
+        let mut sp = tx.begin().await.map_err(db)?;
+        match messages::create_many(&mut sp, &msgs, cache).await {
+            Ok(fanouts) => {
+                sp.commit().await.map_err(db)?;
+                any_ok = true;
+                for ((_, reply), deliveries) in creates.into_iter().zip(fanouts) {
+                    done.push(Done::Message(reply, Ok(deliveries)));
+                }
+            }
+            Err(_) => {
+                sp.rollback().await.map_err(db)?;
+                singles.extend(
+                    creates
+                        .into_iter()
+                        .map(|(m, reply)| Op::CreateMessage(m, reply)),
+                );
+            }
         }
     }
     for op in singles {
         let mut sp = tx.begin().await.map_err(db)?;
         let d = match op {
             Op::CreateMessage(msg, reply) => {
-                Done::Message(reply, messages::create(&mut sp, &msg, cache).await)
+                let one = messages::create_many(&mut sp, &[&msg], cache)
+                    .await
+                    .map(|mut fanouts| fanouts.pop().unwrap_or_default());
+                Done::Message(reply, one)
             }
             Op::RecordAttempts(outcomes, reply) => {
                 Done::Attempts(reply, attempts::record(&mut sp, &outcomes).await)

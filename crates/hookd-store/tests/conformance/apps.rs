@@ -203,3 +203,40 @@ pub async fn deleting_an_app_removes_its_endpoints_and_messages(store: DynStore)
         "a second delete finds nothing"
     );
 }
+
+/// A read after any app write sees it, even when the app was read before (a
+/// backend may cache apps).
+pub async fn app_reads_follow_every_write(store: DynStore) {
+    let app = Application {
+        uid: Some("before".to_owned()),
+        ..app_named("cached")
+    };
+    store.create_app(&app).await.unwrap();
+    assert_eq!(store.app_by_key("before").await.unwrap(), Some(app.clone()));
+    assert_eq!(store.app_by_key(&app.id).await.unwrap(), Some(app.clone()));
+
+    let renamed = Application {
+        uid: Some("after".to_owned()),
+        name: "renamed".to_owned(),
+        ..app.clone()
+    };
+    store.update_app(&renamed).await.unwrap();
+    assert_eq!(store.app_by_key("before").await.unwrap(), None);
+    assert_eq!(
+        store.app_by_key("after").await.unwrap(),
+        Some(renamed.clone())
+    );
+    assert_eq!(store.app_by_key(&app.id).await.unwrap(), Some(renamed));
+
+    // The old uid is free again for a new app.
+    let second = Application {
+        uid: Some("before".to_owned()),
+        ..app_named("second")
+    };
+    store.create_app(&second).await.unwrap();
+    assert_eq!(store.app_by_key("before").await.unwrap(), Some(second));
+
+    assert!(store.delete_app(&app.id).await.unwrap());
+    assert_eq!(store.app_by_key(&app.id).await.unwrap(), None);
+    assert_eq!(store.app_by_key("after").await.unwrap(), None);
+}

@@ -343,3 +343,63 @@ pub async fn scheduled_message_deliveries_are_due_at_deliver_at(store: DynStore)
     let pending = store.list_pending_deliveries(None, 10).await.unwrap();
     assert_eq!(pending[0].next_attempt, Some(at));
 }
+
+/// Messages created at the same moment (the embedded store commits them as one
+/// group) each get their own fan-out, and one refused for its eventId fails
+/// alone: every other one is stored with its deliveries.
+pub async fn concurrent_creations_fail_alone(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |_| {}).await;
+    send(&store, &app.id, "user.created", |m| {
+        m.event_id = Some("taken".to_owned())
+    })
+    .await;
+
+    let msgs: Vec<Message> = (0..40)
+        .map(|i| Message {
+            event_id: Some(if i == 17 {
+                "taken".to_owned()
+            } else {
+                format!("evt-{i}")
+            }),
+            ..message_for(&app.id, "user.created")
+        })
+        .collect();
+    let mut running = tokio::task::JoinSet::new();
+    for (i, msg) in msgs.iter().cloned().enumerate() {
+        let store = store.clone();
+        running.spawn(async move { (i, store.create_message(&msg).await) });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = running.join_next().await {
+        outcomes.push(joined.expect("creation task"));
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    for (i, outcome) in outcomes {
+        let msg = &msgs[i];
+        if i == 17 {
+            assert!(
+                matches!(outcome, Err(StoreError::Conflict(_))),
+                "{outcome:?}"
+            );
+            assert_eq!(store.message_by_key(&app.id, &msg.id).await.unwrap(), None);
+            continue;
+        }
+        let deliveries = outcome.expect("an unclashing message is stored");
+        assert_eq!(deliveries.len(), 1, "message {i}");
+        assert_eq!(deliveries[0].msg_id, msg.id);
+        assert_eq!(deliveries[0].endpoint_id, ep.id);
+        assert_eq!(
+            store.delivery_for(&msg.id, &ep.id).await.unwrap().as_ref(),
+            Some(&deliveries[0])
+        );
+        assert_eq!(
+            store
+                .message_by_key(&app.id, &msg.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(msg)
+        );
+    }
+}
