@@ -24,7 +24,7 @@
 //! [`QueueError::Unavailable`] while `ConnectionManager` reconnects in the
 //! background; the caller retries. Nothing here needs a hookd restart.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +54,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Heartbeats between two sweeps of departed consumers.
 const PRUNE_EVERY: u32 = 12;
+/// Most hints of pushed tasks kept for this process's own pops.
+const MAX_LOCAL_HINTS: usize = 20_000;
 
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
@@ -113,6 +115,54 @@ struct Inner {
     /// is walked whole rather than its first entries over and over.
     cursor: Mutex<String>,
     resets: AtomicU64,
+    /// Hints of the tasks this process pushed (see [`LocalHints`]).
+    hints: Mutex<LocalHints>,
+}
+
+/// A hint never crosses Redis, but the node that pushes a task is often the
+/// one that pops it (a node with both roles). The hints of its pushes are kept
+/// here, keyed by what identifies the task, and given back when the same task
+/// is read from the stream for the first time; the oldest are forgotten past
+/// [`MAX_LOCAL_HINTS`]. Reclaimed entries never get one: another node had them,
+/// so what the hint says may be out of date.
+#[derive(Default)]
+struct LocalHints {
+    by_task: HashMap<HintKey, crate::Hint>,
+    order: VecDeque<HintKey>,
+}
+
+type HintKey = (String, i64, bool);
+
+fn hint_key(task: &Task) -> HintKey {
+    (
+        task.delivery_id.clone(),
+        task.due.timestamp_millis(),
+        task.manual,
+    )
+}
+
+impl LocalHints {
+    fn keep(&mut self, task: &Task) {
+        let Some(hint) = &task.hint else { return };
+        let key = hint_key(task);
+        if self.by_task.insert(key.clone(), hint.clone()).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > MAX_LOCAL_HINTS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_task.remove(&old);
+            }
+        }
+    }
+
+    fn take(&mut self, task: &mut Task) {
+        if self.by_task.is_empty() {
+            return;
+        }
+        if let Some(hint) = self.by_task.remove(&hint_key(task)) {
+            task.hint = Some(hint);
+        }
+    }
 }
 
 impl RedisQueue {
@@ -149,6 +199,7 @@ impl RedisQueue {
             held: Mutex::default(),
             cursor: Mutex::new("0-0".into()),
             resets: AtomicU64::new(0),
+            hints: Mutex::default(),
         });
         inner.create_group().await?;
         let heartbeat = tokio::spawn(heartbeat(Arc::downgrade(&inner))).abort_handle();
@@ -340,11 +391,12 @@ impl Inner {
     /// Entries this process already holds are skipped: reclaiming them only
     /// means their refresh came late (Redis was unreachable for a while), and
     /// the engine still has them.
-    async fn lease(&self, entries: Vec<StreamId>) -> Vec<Lease> {
+    async fn lease(&self, entries: Vec<StreamId>, first_read: bool) -> Vec<Lease> {
         let mut leases = Vec::with_capacity(entries.len());
         let mut bad = Vec::new();
         {
             let mut held = self.held.lock().expect("held lock poisoned");
+            let mut hints = self.hints.lock().expect("hints lock poisoned");
             for entry in entries {
                 if held.contains(&entry.id) {
                     continue;
@@ -353,7 +405,10 @@ impl Inner {
                     .get::<String>("t")
                     .and_then(|json| serde_json::from_str::<Task>(&json).ok());
                 match task {
-                    Some(task) => {
+                    Some(mut task) => {
+                        if first_read {
+                            hints.take(&mut task);
+                        }
                         held.insert(entry.id.clone());
                         leases.push(Lease {
                             task,
@@ -414,6 +469,12 @@ impl Queue for RedisQueue {
     async fn push(&self, mut tasks: Vec<Task>) -> Result<()> {
         // Due tasks enter the stream in due order, as the embedded queue hands them out.
         tasks.sort_by_key(|t| t.due);
+        {
+            let mut hints = self.inner.hints.lock().expect("hints lock poisoned");
+            for task in &tasks {
+                hints.keep(task);
+            }
+        }
         for chunk in tasks.chunks(BATCH) {
             self.inner.push(chunk).await.map_err(unavailable)?;
         }
@@ -429,7 +490,7 @@ impl Queue for RedisQueue {
         loop {
             let next_due = q.promote().await.map_err(unavailable)?;
             let reclaimed = q.healing(|| q.reclaim(max)).await?;
-            let mut leases = q.lease(reclaimed).await;
+            let mut leases = q.lease(reclaimed, false).await;
             if leases.is_empty() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 // Block (every pass waits here) until a push, the next delayed
@@ -437,7 +498,7 @@ impl Queue for RedisQueue {
                 let block = (!left.is_zero())
                     .then(|| left.min(next_due.unwrap_or(MAX_BLOCK)).min(MAX_BLOCK));
                 let read = q.healing(|| q.read(max, block, deadline)).await?;
-                leases = q.lease(read).await;
+                leases = q.lease(read, true).await;
             }
             if !leases.is_empty() {
                 return Ok(leases);

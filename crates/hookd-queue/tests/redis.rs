@@ -386,3 +386,40 @@ async fn a_redis_restart_heals_without_restarting_hookd() {
     assert_eq!(q.resets(), 1);
     q.ack(&got).await.unwrap();
 }
+
+#[tokio::test]
+async fn hints_come_back_only_to_the_node_that_pushed() {
+    let Some(keys) = keys() else { return };
+    let a = keys.queue("node-a", VISIBILITY).await;
+    let b = keys.queue("node-b", VISIBILITY).await;
+    let with_hint = |n| hookd_queue::Task {
+        hint: Some(hookd_queue::Hint::new(format!("hint {n}"))),
+        ..task(n, 0)
+    };
+    let hint_of = |l: &Lease| {
+        l.task
+            .hint
+            .as_ref()
+            .and_then(|h| h.get::<String>().cloned())
+    };
+
+    // Pushed and popped by the same node: the hint is back.
+    a.push(vec![with_hint(1)]).await.unwrap();
+    let got = pop_n(&a, 1, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(hint_of(&got[0]).as_deref(), Some("hint 1"));
+    a.ack(&got).await.unwrap();
+
+    // Popped by another node: none (it never crossed Redis).
+    a.push(vec![with_hint(2)]).await.unwrap();
+    let got = pop_n(&b, 1, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(hint_of(&got[0]), None);
+    // Nor when node A later takes the entry over from node B: node B had it,
+    // so what the hint says may be out of date.
+    drop(b);
+    let got = pop_n(&a, 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1, "the dead node's lease was never reclaimed");
+    assert_eq!(hint_of(&got[0]), None);
+    a.ack(&got).await.unwrap();
+}
