@@ -43,18 +43,29 @@ pub(super) enum AppLock {
 /// Locks the app row for the rest of the caller's transaction. False if there
 /// is no such app.
 pub(super) async fn lock(conn: &mut PgConnection, app_id: &str, mode: AppLock) -> Result<bool> {
+    Ok(lock_all(conn, &[app_id], mode).await? == 1)
+}
+
+/// Locks the rows of `ids` (sorted, distinct) for the rest of the caller's
+/// transaction, in id order so that concurrent callers cannot deadlock.
+/// Returns how many exist.
+pub(super) async fn lock_all(
+    conn: &mut PgConnection,
+    ids: &[&str],
+    mode: AppLock,
+) -> Result<usize> {
     let clause = match mode {
         AppLock::Shared => "FOR SHARE",
         AppLock::Exclusive => "FOR NO KEY UPDATE",
     };
     let found = sqlx::query(&format!(
-        "SELECT 1 FROM applications WHERE id = $1 {clause}"
+        "SELECT 1 FROM applications WHERE id = ANY($1) ORDER BY id {clause}"
     ))
-    .bind(app_id)
-    .fetch_optional(conn)
+    .bind(ids)
+    .fetch_all(conn)
     .await
     .map_err(db)?;
-    Ok(found.is_some())
+    Ok(found.len())
 }
 
 pub(super) async fn create(pool: &PgPool, app: &Application) -> Result<()> {

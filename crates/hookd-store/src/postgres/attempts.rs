@@ -3,7 +3,7 @@
 
 use hookd_core::model::{Attempt, Delivery, TriggerType};
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, QueryBuilder};
+use sqlx::{PgConnection, PgPool, QueryBuilder};
 
 use super::codec::{ms, select_list, Cols};
 use super::deliveries;
@@ -50,33 +50,47 @@ fn from_row(row: &PgRow) -> Result<Attempt> {
 }
 
 /// All outcomes in one transaction; a missing delivery rolls every attempt back.
-pub(super) async fn record(pool: &PgPool, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    for (attempt, delivery) in outcomes {
-        sqlx::query(
-            "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
-             response_duration_ms, status, trigger_type, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&attempt.id)
-        .bind(&attempt.app_id)
-        .bind(&attempt.msg_id)
-        .bind(&attempt.endpoint_id)
-        .bind(&attempt.url)
-        .bind(attempt.response.as_deref().map(str::as_bytes))
-        .bind(i64::from(attempt.response_status_code))
-        .bind(attempt.response_duration_ms)
-        .bind(attempt.status.as_i64())
-        .bind(attempt.trigger_type as i64)
-        .bind(ms(attempt.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if !deliveries::update_state(&mut tx, delivery).await? {
-            return Err(StoreError::NotFound);
-        }
+/// Inserts the attempts and updates their deliveries in the caller's
+/// transaction, a statement for all of each. A missing delivery is `NotFound`
+/// (the caller's savepoint then rolls the attempts back).
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    outcomes: &[(Attempt, Delivery)],
+) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
     }
-    tx.commit().await.map_err(db)?;
+    let texts = |f: fn(&Attempt) -> &str| outcomes.iter().map(|(a, _)| f(a)).collect::<Vec<_>>();
+    let ints = |f: fn(&Attempt) -> i64| outcomes.iter().map(|(a, _)| f(a)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
+         response_duration_ms, status, trigger_type, created_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], \
+         $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[])",
+    )
+    .bind(texts(|a| a.id.as_str()))
+    .bind(texts(|a| a.app_id.as_str()))
+    .bind(texts(|a| a.msg_id.as_str()))
+    .bind(texts(|a| a.endpoint_id.as_str()))
+    .bind(texts(|a| a.url.as_str()))
+    .bind(
+        outcomes
+            .iter()
+            .map(|(a, _)| a.response.as_deref().map(str::as_bytes))
+            .collect::<Vec<_>>(),
+    )
+    .bind(ints(|a| i64::from(a.response_status_code)))
+    .bind(ints(|a| a.response_duration_ms))
+    .bind(ints(|a| a.status.as_i64()))
+    .bind(ints(|a| a.trigger_type as i64))
+    .bind(ints(|a| ms(a.created_at)))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    let ds: Vec<&Delivery> = outcomes.iter().map(|(_, d)| d).collect();
+    if !deliveries::update_states(conn, &ds).await? {
+        return Err(StoreError::NotFound);
+    }
     Ok(())
 }
 

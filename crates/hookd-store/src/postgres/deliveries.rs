@@ -1,6 +1,8 @@
 //! Deliveries: one message bound for one endpoint, the delivery engine's unit
 //! of work, and the listings that pair them with their message or endpoint.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
 use sqlx::postgres::PgRow;
@@ -77,6 +79,38 @@ pub(super) async fn insert_all(conn: &mut PgConnection, all: &[Delivery]) -> Res
     .await
     .map_err(db)?;
     Ok(())
+}
+
+/// Writes the mutable state (status, attempt count, schedule) of many
+/// deliveries by id, in the order given: one statement when the ids are
+/// distinct, else one per delivery so that the last state of each wins.
+/// Returns whether every row exists.
+pub(super) async fn update_states(conn: &mut PgConnection, ds: &[&Delivery]) -> Result<bool> {
+    let distinct: HashSet<&str> = ds.iter().map(|d| d.id.as_str()).collect();
+    if distinct.len() < ds.len() {
+        for d in ds {
+            if !update_state(&mut *conn, d).await? {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
+    }
+    let ints = |f: fn(&Delivery) -> i64| ds.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let done = sqlx::query(
+        "UPDATE deliveries d SET status = u.status, attempts = u.attempts, next_attempt = u.next_attempt, \
+         updated_at = u.updated_at \
+         FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) \
+         AS u(id, status, attempts, next_attempt, updated_at) WHERE d.id = u.id",
+    )
+    .bind(ds.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
+    .bind(ints(|d| d.status.as_i64()))
+    .bind(ints(|d| i64::from(d.attempts)))
+    .bind(ds.iter().map(|d| opt_ms(d.next_attempt)).collect::<Vec<_>>())
+    .bind(ints(|d| ms(d.updated_at)))
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == ds.len() as u64)
 }
 
 /// Writes the delivery's mutable state (status, attempt count, schedule) by id.

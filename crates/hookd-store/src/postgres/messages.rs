@@ -1,9 +1,11 @@
 //! Messages, and their fan-out into deliveries at creation.
 
 use hookd_core::filter::endpoint_matches;
-use hookd_core::model::{Delivery, Message, MessageStatus};
+use std::collections::HashMap;
+
+use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
 use hookd_core::{new_id, IdKind};
-use sqlx::{PgPool, QueryBuilder};
+use sqlx::{PgConnection, PgPool, QueryBuilder};
 
 use super::apps::{self, AppLock};
 use super::codec::{ms, opt_json, Cols};
@@ -46,60 +48,89 @@ fn select_m(filter: &str) -> String {
     )
 }
 
-/// The transaction first takes the app row in shared mode: messages of the
+/// Creates the messages with their fan-out inside the caller's transaction,
+/// answering each message's deliveries in order; any failing message (a
+/// missing app, a duplicate `eventId`) fails the whole call.
+///
+/// The apps' rows are first taken in shared mode, in id order: messages of an
 /// app are created side by side, but no endpoint of it can be created,
 /// changed or deleted until the deliveries are written, so the fan-out matches
-/// the endpoints as they are when the message commits.
-pub(super) async fn create(pool: &PgPool, msg: &Message) -> Result<Vec<Delivery>> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    if !apps::lock(&mut tx, &msg.app_id, AppLock::Shared).await? {
+/// the endpoints as they are when the messages commit.
+pub(super) async fn create_many(
+    conn: &mut PgConnection,
+    msgs: &[&Message],
+) -> Result<Vec<Vec<Delivery>>> {
+    let mut app_ids: Vec<&str> = msgs.iter().map(|m| m.app_id.as_str()).collect();
+    app_ids.sort_unstable();
+    app_ids.dedup();
+    if apps::lock_all(&mut *conn, &app_ids, AppLock::Shared).await? < app_ids.len() {
         return Err(StoreError::NotFound);
     }
+    let texts = |f: fn(&Message) -> &str| msgs.iter().map(|m| f(m)).collect::<Vec<_>>();
+    let opt_texts = |f: fn(&Message) -> Option<&str>| msgs.iter().map(|m| f(m)).collect::<Vec<_>>();
+    let lists = |f: fn(&Message) -> Option<&Vec<String>>| {
+        msgs.iter()
+            .map(|m| opt_json(f(m)))
+            .collect::<Result<Vec<_>>>()
+    };
     sqlx::query(
         "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::int8[], $9::int8[])",
     )
-    .bind(&msg.id)
-    .bind(&msg.app_id)
-    .bind(&msg.event_id)
-    .bind(&msg.event_type)
-    .bind(&msg.payload)
-    .bind(opt_json(msg.channels.as_ref())?)
-    .bind(opt_json(msg.tags.as_ref())?)
-    .bind(ms(msg.created_at))
-    .bind(msg.deliver_at.map(ms))
-    .execute(&mut *tx)
+    .bind(texts(|m| m.id.as_str()))
+    .bind(texts(|m| m.app_id.as_str()))
+    .bind(opt_texts(|m| m.event_id.as_deref()))
+    .bind(texts(|m| m.event_type.as_str()))
+    .bind(opt_texts(|m| m.payload.as_deref()))
+    .bind(lists(|m| m.channels.as_ref())?)
+    .bind(lists(|m| m.tags.as_ref())?)
+    .bind(msgs.iter().map(|m| ms(m.created_at)).collect::<Vec<_>>())
+    .bind(msgs.iter().map(|m| m.deliver_at.map(ms)).collect::<Vec<_>>())
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
 
     let rows = sqlx::query(&endpoints::select(
-        "app_id = $1 AND NOT disabled ORDER BY id",
+        "app_id = ANY($1) AND NOT disabled ORDER BY app_id, id",
     ))
-    .bind(&msg.app_id)
-    .fetch_all(&mut *tx)
+    .bind(&app_ids)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let mut created = Vec::new();
+    let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
     for row in &rows {
         let ep = endpoints::from_cols(&Cols::new(row))?;
-        if !endpoint_matches(&ep, &msg.event_type, msg.channels.as_deref()) {
-            continue;
-        }
-        created.push(Delivery {
-            id: new_id(IdKind::Destination),
-            app_id: msg.app_id.clone(),
-            msg_id: msg.id.clone(),
-            endpoint_id: ep.id,
-            status: MessageStatus::Pending,
-            attempts: 0,
-            next_attempt: Some(msg.first_due()),
-            created_at: msg.created_at,
-            updated_at: msg.created_at,
-        });
+        by_app.entry(ep.app_id.clone()).or_default().push(ep);
     }
-    deliveries::insert_all(&mut tx, &created).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(created)
+    let mut all = Vec::new();
+    let mut counts = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        let before = all.len();
+        for ep in by_app.get(&msg.app_id).into_iter().flatten() {
+            if !endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()) {
+                continue;
+            }
+            all.push(Delivery {
+                id: new_id(IdKind::Destination),
+                app_id: msg.app_id.clone(),
+                msg_id: msg.id.clone(),
+                endpoint_id: ep.id.clone(),
+                status: MessageStatus::Pending,
+                attempts: 0,
+                next_attempt: Some(msg.first_due()),
+                created_at: msg.created_at,
+                updated_at: msg.created_at,
+            });
+        }
+        counts.push(all.len() - before);
+    }
+    deliveries::insert_all(&mut *conn, &all).await?;
+    let mut rest = all.into_iter();
+    Ok(counts
+        .into_iter()
+        .map(|n| rest.by_ref().take(n).collect())
+        .collect())
 }
 
 pub(super) async fn by_key(pool: &PgPool, app_id: &str, key: &str) -> Result<Option<Message>> {

@@ -17,6 +17,7 @@ mod query;
 mod schema;
 mod tasks;
 mod tokens;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -46,6 +47,8 @@ const APPLICATION_NAME: &str = "hookd";
 
 pub struct PgStore {
     pool: PgPool,
+    /// Group-commits new messages and attempt outcomes (see `crate::group`).
+    writer: crate::group::Writer,
 }
 
 impl PgStore {
@@ -75,7 +78,8 @@ impl PgStore {
         } else {
             schema::verify(&pool).await?;
         }
-        Ok(Self { pool })
+        let writer = crate::group::Writer::spawn(pool.clone(), writer::PgWrites);
+        Ok(Self { pool, writer })
     }
 
     /// Waits for in-flight queries and closes every connection; later calls
@@ -215,7 +219,7 @@ impl Store for PgStore {
     }
 
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
-        messages::create(&self.pool, msg).await
+        self.writer.create_message(msg).await
     }
 
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {
@@ -275,7 +279,7 @@ impl Store for PgStore {
     }
 
     async fn record_attempts(&self, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
-        attempts::record(&self.pool, outcomes).await
+        self.writer.record_attempts(outcomes).await
     }
 
     async fn list_failed_deliveries(

@@ -48,7 +48,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Group-commits new messages and attempt outcomes (see `writer`).
-    writer: writer::Writer,
+    writer: crate::group::Writer,
     endpoints: Arc<cache::EndpointCache>,
     apps: cache::AppCache,
 }
@@ -104,7 +104,12 @@ impl SqliteStore {
             other => StoreError::Other(Box::new(other)),
         })?;
         let endpoints = Arc::new(cache::EndpointCache::default());
-        let writer = writer::Writer::spawn(pool.clone(), endpoints.clone());
+        let writer = crate::group::Writer::spawn(
+            pool.clone(),
+            writer::SqliteWrites {
+                cache: endpoints.clone(),
+            },
+        );
         Ok(Self {
             pool,
             writer,

@@ -1,0 +1,268 @@
+//! Group commit, shared by the backends. Every commit waits for the disk
+//! (SQLite with `synchronous = FULL`, PostgreSQL's WAL flush), and a commit
+//! per message and per attempt caps throughput at the disk's flush rate and,
+//! on PostgreSQL, ties up a pooled connection per writer. The hot writes (new
+//! messages with their fan-out, and attempt outcomes) therefore go to one task
+//! that runs every write waiting at that moment in a single transaction.
+//!
+//! Each kind of write in a group goes in together, in one savepoint and a few
+//! multi-row statements. Only if that fails (a duplicate `eventId`, a delivery
+//! that vanished) are its writes retried one by one, each in a savepoint of
+//! its own, so that the failing one fails alone. Callers are answered only
+//! after the commit, so an acknowledgement still means durably stored.
+
+use async_trait::async_trait;
+use hookd_core::model::{Attempt, Delivery, Message};
+use sqlx::{Connection, Database, Pool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Result, StoreError};
+
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 1024;
+
+/// The connection type of a backend's database.
+pub(crate) type Conn<B> = <<B as GroupWrites>::Db as Database>::Connection;
+
+/// How one backend performs the grouped writes inside the writer's transaction.
+#[async_trait]
+pub(crate) trait GroupWrites: Send + Sync + 'static {
+    type Db: Database;
+
+    /// Inserts the messages and their fan-out, answering each message's
+    /// deliveries in order; any failing message fails the whole call.
+    async fn create_messages(
+        &self,
+        conn: &mut Conn<Self>,
+        msgs: &[&Message],
+    ) -> Result<Vec<Vec<Delivery>>>;
+
+    /// Files the attempts and their deliveries' new state; a missing delivery
+    /// is `NotFound`.
+    async fn record_attempts(
+        &self,
+        conn: &mut Conn<Self>,
+        outcomes: &[(Attempt, Delivery)],
+    ) -> Result<()>;
+
+    /// The backend's mapping of driver errors.
+    fn error(e: sqlx::Error) -> StoreError;
+}
+
+enum Op {
+    CreateMessage(Message, oneshot::Sender<Result<Vec<Delivery>>>),
+    RecordAttempts(Vec<(Attempt, Delivery)>, oneshot::Sender<Result<()>>),
+}
+
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::UnboundedSender<Op>,
+}
+
+impl Writer {
+    /// Starts the writer task on the current runtime. It ends when every
+    /// `Writer` handle is dropped.
+    pub(crate) fn spawn<B: GroupWrites>(pool: Pool<B::Db>, backend: B) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, backend, rx));
+        Self { tx }
+    }
+
+    pub(crate) async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::CreateMessage(msg.clone(), reply))?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    pub(crate) async fn record_attempts(&self, outcomes: &[(Attempt, Delivery)]) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::RecordAttempts(outcomes.to_vec(), reply))?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    fn send(&self, op: Op) -> Result<()> {
+        self.tx.send(op).map_err(|_| closed())
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store's writer has stopped".into())
+}
+
+/// What a finished write owes its caller, held until the commit.
+enum Done {
+    Message(
+        oneshot::Sender<Result<Vec<Delivery>>>,
+        Result<Vec<Delivery>>,
+    ),
+    Attempts(oneshot::Sender<Result<()>>, Result<()>),
+}
+
+impl Done {
+    fn ok(&self) -> bool {
+        match self {
+            Done::Message(_, r) => r.is_ok(),
+            Done::Attempts(_, r) => r.is_ok(),
+        }
+    }
+
+    /// Answers with the write's own result, or with `failure` if the commit failed.
+    fn answer(self, failure: Option<&StoreError>) {
+        match self {
+            Done::Message(reply, r) => {
+                let _ = reply.send(match failure {
+                    Some(e) if r.is_ok() => Err(clone_err(e)),
+                    _ => r,
+                });
+            }
+            Done::Attempts(reply, r) => {
+                let _ = reply.send(match failure {
+                    Some(e) if r.is_ok() => Err(clone_err(e)),
+                    _ => r,
+                });
+            }
+        }
+    }
+
+    /// Answers an op that never ran.
+    fn failed(op: Op, e: &StoreError) -> Self {
+        match op {
+            Op::CreateMessage(_, reply) => Done::Message(reply, Err(clone_err(e))),
+            Op::RecordAttempts(_, reply) => Done::Attempts(reply, Err(clone_err(e))),
+        }
+    }
+}
+
+async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::UnboundedReceiver<Op>) {
+    while let Some(first) = rx.recv().await {
+        let mut ops = vec![first];
+        while ops.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut done = Vec::with_capacity(ops.len());
+        let failure = commit_group(&pool, &backend, ops, &mut done).await.err();
+        for d in done {
+            d.answer(failure.as_ref());
+        }
+    }
+}
+
+/// Runs `ops` in one transaction, pushing each one's result to `done`. An error
+/// here means the transaction as a whole failed and nothing was stored; ops
+/// not in `done` then are answered by their dropped reply channel.
+async fn commit_group<B: GroupWrites>(
+    pool: &Pool<B::Db>,
+    backend: &B,
+    ops: Vec<Op>,
+    done: &mut Vec<Done>,
+) -> Result<()> {
+    let mut conn = match pool.acquire().await.map_err(B::error) {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing ran: every caller learns why.
+            done.extend(ops.into_iter().map(|op| Done::failed(op, &e)));
+            return Ok(());
+        }
+    };
+    let mut tx = match conn.begin().await.map_err(B::error) {
+        Ok(tx) => tx,
+        Err(e) => {
+            done.extend(ops.into_iter().map(|op| Done::failed(op, &e)));
+            return Ok(());
+        }
+    };
+    let mut any_ok = false;
+    let mut records = Vec::new();
+    let mut creates = Vec::new();
+    for op in ops {
+        match op {
+            Op::RecordAttempts(o, reply) => records.push((o, reply)),
+            Op::CreateMessage(m, reply) => creates.push((m, reply)),
+        }
+    }
+    let mut singles = Vec::new();
+    if !records.is_empty() {
+        let all: Vec<(Attempt, Delivery)> = records
+            .iter()
+            .flat_map(|(o, _)| o.iter().cloned())
+            .collect();
+        let mut sp = tx.begin().await.map_err(B::error)?;
+        if backend.record_attempts(&mut sp, &all).await.is_ok() {
+            sp.commit().await.map_err(B::error)?;
+            any_ok = true;
+            done.extend(
+                records
+                    .into_iter()
+                    .map(|(_, reply)| Done::Attempts(reply, Ok(()))),
+            );
+        } else {
+            sp.rollback().await.map_err(B::error)?;
+            singles.extend(
+                records
+                    .into_iter()
+                    .map(|(o, reply)| Op::RecordAttempts(o, reply)),
+            );
+        }
+    }
+    if !creates.is_empty() {
+        let msgs: Vec<&Message> = creates.iter().map(|(m, _)| m).collect();
+        let mut sp = tx.begin().await.map_err(B::error)?;
+        match backend.create_messages(&mut sp, &msgs).await {
+            Ok(fanouts) => {
+                sp.commit().await.map_err(B::error)?;
+                any_ok = true;
+                for ((_, reply), deliveries) in creates.into_iter().zip(fanouts) {
+                    done.push(Done::Message(reply, Ok(deliveries)));
+                }
+            }
+            Err(_) => {
+                sp.rollback().await.map_err(B::error)?;
+                singles.extend(
+                    creates
+                        .into_iter()
+                        .map(|(m, reply)| Op::CreateMessage(m, reply)),
+                );
+            }
+        }
+    }
+    for op in singles {
+        let mut sp = tx.begin().await.map_err(B::error)?;
+        let d = match op {
+            Op::CreateMessage(msg, reply) => {
+                let one = backend
+                    .create_messages(&mut sp, &[&msg])
+                    .await
+                    .map(|mut fanouts| fanouts.pop().unwrap_or_default());
+                Done::Message(reply, one)
+            }
+            Op::RecordAttempts(outcomes, reply) => {
+                Done::Attempts(reply, backend.record_attempts(&mut sp, &outcomes).await)
+            }
+        };
+        if d.ok() {
+            sp.commit().await.map_err(B::error)?;
+            any_ok = true;
+        } else {
+            sp.rollback().await.map_err(B::error)?;
+        }
+        done.push(d);
+    }
+    if any_ok {
+        tx.commit().await.map_err(B::error)?;
+    } else {
+        tx.rollback().await.map_err(B::error)?;
+    }
+    Ok(())
+}
+
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(inner) => StoreError::Unavailable(inner.to_string().into()),
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::NotFound => StoreError::NotFound,
+        StoreError::Other(inner) => StoreError::Other(inner.to_string().into()),
+    }
+}
