@@ -1,6 +1,7 @@
 //! Persistence for hookd. Handlers and workers see only [`Store`]; the backend
 //! is chosen from the database URL's scheme by [`open`] / [`open_with`].
 
+mod appcache;
 mod codec;
 mod group;
 pub mod postgres;

@@ -401,3 +401,48 @@ async fn paged_keys_compare_bytewise_whatever_the_database_collation() {
     .unwrap();
     assert!(not_bytewise.is_empty(), "{not_bytewise:?}");
 }
+
+/// Two nodes on one database: each answers app lookups from memory for a
+/// moment, so another node's change to an app shows within about a second,
+/// and its own at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_nodes_app_changes_show_within_a_second() {
+    let Some((a, schema)) = fresh().await else {
+        return;
+    };
+    let b: DynStore = std::sync::Arc::new(
+        hookd_store::postgres::PgStore::connect(&schema.url, false)
+            .await
+            .expect("second node"),
+    );
+    let app = hookd_core::model::Application {
+        uid: Some("first".to_owned()),
+        ..conformance::app_named("shared")
+    };
+    a.create_app(&app).await.unwrap();
+    assert_eq!(b.app_by_key("first").await.unwrap(), Some(app.clone()));
+
+    let renamed = hookd_core::model::Application {
+        uid: Some("second".to_owned()),
+        ..app.clone()
+    };
+    a.update_app(&renamed).await.unwrap();
+    assert_eq!(a.app_by_key(&app.id).await.unwrap(), Some(renamed.clone()));
+    let changed = std::time::Instant::now();
+    let deadline = changed + std::time::Duration::from_secs(5);
+    loop {
+        if b.app_by_key(&app.id).await.unwrap() == Some(renamed.clone()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node B never saw node A's change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        changed.elapsed() < std::time::Duration::from_secs(3),
+        "node B saw the change only after {:?}",
+        changed.elapsed()
+    );
+}

@@ -30,6 +30,8 @@ use hookd_core::model::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+use crate::appcache::AppCache;
+
 use crate::{
     AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
     StoredResponse, TokenRecord,
@@ -42,6 +44,10 @@ const POOL_SIZE: u32 = 16;
 /// the server is down or restarting) before the store reports itself
 /// unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long this node may answer app lookups from memory: other nodes'
+/// changes to an app (a new uid, a deletion) show here within this time; its
+/// own at once.
+const APP_CACHE_AGE: Duration = Duration::from_secs(1);
 /// Shown in `pg_stat_activity` unless the URL names the application itself.
 const APPLICATION_NAME: &str = "hookd";
 
@@ -49,6 +55,7 @@ pub struct PgStore {
     pool: PgPool,
     /// Group-commits new messages and attempt outcomes (see `crate::group`).
     writer: crate::group::Writer,
+    apps: AppCache,
 }
 
 impl PgStore {
@@ -79,7 +86,11 @@ impl PgStore {
             schema::verify(&pool).await?;
         }
         let writer = crate::group::Writer::spawn(pool.clone(), writer::PgWrites);
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            apps: AppCache::new(Some(APP_CACHE_AGE)),
+        })
     }
 
     /// Waits for in-flight queries and closes every connection; later calls
@@ -120,11 +131,15 @@ impl Store for PgStore {
     }
 
     async fn create_app(&self, app: &Application) -> Result<()> {
-        apps::create(&self.pool, app).await
+        let r = apps::create(&self.pool, app).await;
+        self.apps.invalidate();
+        r
     }
 
     async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>> {
-        apps::by_key(&self.pool, id_or_uid).await
+        self.apps
+            .get_or_load(id_or_uid, apps::by_key(&self.pool, id_or_uid))
+            .await
     }
 
     async fn list_apps(&self, page: &PageReq) -> Result<Vec<Application>> {
@@ -132,11 +147,15 @@ impl Store for PgStore {
     }
 
     async fn update_app(&self, app: &Application) -> Result<()> {
-        apps::update(&self.pool, app).await
+        let r = apps::update(&self.pool, app).await;
+        self.apps.invalidate();
+        r
     }
 
     async fn delete_app(&self, id: &str) -> Result<bool> {
-        apps::delete(&self.pool, id).await
+        let r = apps::delete(&self.pool, id).await;
+        self.apps.invalidate();
+        r
     }
 
     async fn create_event_type(&self, et: &EventType) -> Result<()> {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use hookd_core::model::{Application, Endpoint};
+use hookd_core::model::Endpoint;
 use hookd_core::IdKind;
 use sqlx::SqliteConnection;
 
@@ -109,55 +109,4 @@ pub(super) fn find_endpoint(list: &[Endpoint], key: &str) -> Option<Endpoint> {
             }
         })
         .cloned()
-}
-
-/// Applications by id and by uid. Every message creation resolves its app, so
-/// a hit saves a query per `POST /msg`. Misses are not cached (an app may be
-/// created at any moment); any app write clears the whole cache, and a
-/// generation counter keeps a read that raced with a write from being cached.
-#[derive(Default)]
-pub(super) struct AppCache {
-    inner: Mutex<AppInner>,
-}
-
-#[derive(Default)]
-struct AppInner {
-    generation: u64,
-    by_key: HashMap<String, Application>,
-}
-
-impl AppCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, AppInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The cached app with this id or uid, and the generation to pass to
-    /// [`AppCache::put`] after a miss.
-    pub(super) fn get(&self, key: &str) -> (Option<Application>, u64) {
-        let inner = self.lock();
-        (inner.by_key.get(key).cloned(), inner.generation)
-    }
-
-    /// Caches an app read at `generation`, unless an app was written since.
-    pub(super) fn put(&self, app: &Application, generation: u64) {
-        let mut inner = self.lock();
-        if inner.generation != generation {
-            return;
-        }
-        if inner.by_key.len() >= 2 * MAX_APPS {
-            inner.by_key.clear();
-        }
-        inner.by_key.insert(app.id.clone(), app.clone());
-        if let Some(uid) = &app.uid {
-            inner.by_key.insert(uid.clone(), app.clone());
-        }
-    }
-
-    /// Forgets every app; call after any app write (before and after would
-    /// both do: the generation bump stops in-flight reads from caching).
-    pub(super) fn invalidate(&self) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner.by_key.clear();
-    }
 }

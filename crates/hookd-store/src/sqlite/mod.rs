@@ -50,7 +50,7 @@ pub struct SqliteStore {
     /// Group-commits new messages and attempt outcomes (see `writer`).
     writer: crate::group::Writer,
     endpoints: Arc<cache::EndpointCache>,
-    apps: cache::AppCache,
+    apps: crate::appcache::AppCache,
 }
 
 impl SqliteStore {
@@ -114,7 +114,7 @@ impl SqliteStore {
             pool,
             writer,
             endpoints,
-            apps: cache::AppCache::default(),
+            apps: crate::appcache::AppCache::new(None),
         })
     }
 
@@ -170,15 +170,9 @@ impl Store for SqliteStore {
     }
 
     async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>> {
-        let (hit, generation) = self.apps.get(id_or_uid);
-        if hit.is_some() {
-            return Ok(hit);
-        }
-        let app = apps::by_key(&self.pool, id_or_uid).await?;
-        if let Some(app) = &app {
-            self.apps.put(app, generation);
-        }
-        Ok(app)
+        self.apps
+            .get_or_load(id_or_uid, apps::by_key(&self.pool, id_or_uid))
+            .await
     }
 
     async fn list_apps(&self, page: &PageReq) -> Result<Vec<Application>> {
