@@ -174,6 +174,19 @@ async fn commit_group<B: GroupWrites>(
             return Ok(());
         }
     };
+    if ops.len() == 1 {
+        // Alone in its transaction: no savepoint needed, its failure is the
+        // transaction's.
+        let op = ops.into_iter().next().expect("one op");
+        let d = run_one(backend, &mut tx, op).await;
+        if d.ok() {
+            tx.commit().await.map_err(B::error)?;
+        } else {
+            tx.rollback().await.map_err(B::error)?;
+        }
+        done.push(d);
+        return Ok(());
+    }
     let mut any_ok = false;
     let mut records = Vec::new();
     let mut creates = Vec::new();
@@ -230,18 +243,7 @@ async fn commit_group<B: GroupWrites>(
     }
     for op in singles {
         let mut sp = tx.begin().await.map_err(B::error)?;
-        let d = match op {
-            Op::CreateMessage(msg, reply) => {
-                let one = backend
-                    .create_messages(&mut sp, &[&msg])
-                    .await
-                    .map(|mut fanouts| fanouts.pop().unwrap_or_default());
-                Done::Message(reply, one)
-            }
-            Op::RecordAttempts(outcomes, reply) => {
-                Done::Attempts(reply, backend.record_attempts(&mut sp, &outcomes).await)
-            }
-        };
+        let d = run_one(backend, &mut sp, op).await;
         if d.ok() {
             sp.commit().await.map_err(B::error)?;
             any_ok = true;
@@ -256,6 +258,22 @@ async fn commit_group<B: GroupWrites>(
         tx.rollback().await.map_err(B::error)?;
     }
     Ok(())
+}
+
+/// Runs one op on `conn`, which the caller commits or rolls back by its result.
+async fn run_one<B: GroupWrites>(backend: &B, conn: &mut Conn<B>, op: Op) -> Done {
+    match op {
+        Op::CreateMessage(msg, reply) => {
+            let one = backend
+                .create_messages(conn, &[&msg])
+                .await
+                .map(|mut fanouts| fanouts.pop().unwrap_or_default());
+            Done::Message(reply, one)
+        }
+        Op::RecordAttempts(outcomes, reply) => {
+            Done::Attempts(reply, backend.record_attempts(conn, &outcomes).await)
+        }
+    }
 }
 
 fn clone_err(e: &StoreError) -> StoreError {
