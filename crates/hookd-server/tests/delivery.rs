@@ -779,3 +779,36 @@ async fn a_slow_endpoints_backlog_cannot_fill_the_shared_buffer() {
         "healthy deliveries waited behind the slow endpoint's backlog"
     );
 }
+
+#[tokio::test]
+async fn a_lone_endpoints_burst_is_not_held_back_by_the_lane_cap() {
+    // The lane cap guards the shared buffer from a slow endpoint; with the
+    // buffer nearly empty, a burst far over the cap for one healthy endpoint
+    // must go out at once, not be handed back to the queue for later.
+    let srv = TestServer::start_with(|s| {
+        s.engine.lane_backlog_max = 5;
+    })
+    .await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("burst").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    // All come due at the same instant, so the feeder hands them over together.
+    let due = chrono::Utc::now() + chrono::Duration::seconds(3);
+    for _ in 0..200 {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "deliverAt": due}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    let hits = rx.wait_for(200, WAIT).await;
+    let due_at = Instant::now() - (chrono::Utc::now() - due).to_std().unwrap_or_default();
+    let last = hits.iter().map(|h| h.at).max().expect("hits");
+    assert!(
+        last.saturating_duration_since(due_at) < Duration::from_secs(2),
+        "the last of the burst arrived {:?} after it was due",
+        last.saturating_duration_since(due_at)
+    );
+}

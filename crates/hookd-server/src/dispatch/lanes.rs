@@ -41,21 +41,76 @@ struct Lane {
     batch: Option<Batch>,
     /// When the batch being gathered must go out, full or not.
     batch_due: Option<Instant>,
-    /// Steps finished since `first_done`: how fast this endpoint drains.
-    done: u64,
-    first_done: Option<Instant>,
-    /// Leases handed back to the queue and not yet due again.
-    deferred: u64,
+    /// How long a request to this endpoint takes (a moving average, seconds).
+    request_secs: Option<f64>,
+    /// Leases handed back to the queue and not yet due again, as of
+    /// `deferred_at`; they come due at the drain rate.
+    deferred: f64,
+    deferred_at: Option<Instant>,
+    /// When the last lease handed back comes due: the lane (and what it has
+    /// measured) is kept until then.
+    deferred_until: Option<Instant>,
 }
 
+/// Until a request has been timed, each slot is assumed to finish this many
+/// requests a second: an endpoint answering in 10 ms. Assuming a slow one would
+/// hand a fast endpoint's overflow back for minutes (a backlog of 20,000 at 32
+/// requests a second is ten minutes), leaving it idle meanwhile; assuming a
+/// fast one only brings a slow endpoint's overflow back early, to be handed
+/// back again.
+const ASSUMED_PER_SLOT: f64 = 100.0;
+/// Weight of the newest request in the moving average of request times.
+const REQUEST_TIME_WEIGHT: f64 = 0.05;
+/// Longest a lease is handed back for.
+const MAX_DEFERRAL: Duration = Duration::from_secs(3600);
+
 impl Lane {
-    /// Requests per second this lane completes: measured once it has run a
-    /// while, else assumed to be one per slot per second.
+    /// Requests per second this lane can complete: its slots over the time a
+    /// request takes (measured while busy, so idle spells do not lower it),
+    /// and no more than its throttle.
     fn drain_rate(&self, slots: usize) -> f64 {
-        match self.first_done.map(|t| t.elapsed().as_secs_f64()) {
-            Some(secs) if secs >= 1.0 && self.done > 0 => (self.done as f64 / secs).max(0.1),
-            _ => slots.max(1) as f64,
+        // Counted in full even before the first step reports the endpoint's
+        // settings (the lane sends one at a time until then, for a moment only).
+        let slots = slots.max(1) as f64;
+        let rate = match self.request_secs {
+            Some(secs) => slots / secs.max(1e-4),
+            None => slots * ASSUMED_PER_SLOT,
+        };
+        let throttle = self
+            .limiter
+            .as_ref()
+            .map_or(f64::MAX, |(r, _)| f64::from(*r));
+        rate.min(throttle).max(0.1)
+    }
+
+    /// Times a finished request.
+    fn note_done(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        self.request_secs = Some(match self.request_secs {
+            Some(avg) => avg + REQUEST_TIME_WEIGHT * (secs - avg),
+            None => secs,
+        });
+    }
+
+    /// Hands one more lease back to the queue: returns how long it should
+    /// stay there, which is how long the lane needs for everything ahead of it
+    /// (its backlog, and the leases handed back before that are still out),
+    /// so that handed-back leases come due at about the rate the lane drains.
+    fn defer_one(&mut self, slots: usize) -> Duration {
+        let rate = self.drain_rate(slots);
+        let now = Instant::now();
+        let returned = self
+            .deferred_at
+            .map_or(0.0, |at| rate * now.duration_since(at).as_secs_f64());
+        self.deferred = (self.deferred - returned).max(0.0) + 1.0;
+        self.deferred_at = Some(now);
+        let ahead = self.backlog.len() as f64 + self.deferred;
+        let wait = Duration::from_secs_f64((ahead / rate).clamp(1.0, MAX_DEFERRAL.as_secs_f64()));
+        let until = now + wait;
+        if self.deferred_until.is_none_or(|u| u < until) {
+            self.deferred_until = Some(until);
         }
+        wait
     }
 
     fn set_rate(&mut self, rate: Option<u32>) {
@@ -97,6 +152,7 @@ impl Lane {
             && !self.waiting
             && self.batch.is_none()
             && self.batch_due.is_none()
+            && self.deferred_until.is_none_or(|u| u <= Instant::now())
     }
 }
 
@@ -104,6 +160,8 @@ impl Lane {
 struct Done {
     endpoint_id: String,
     pace: Option<Pace>,
+    /// From the step's start to the endpoint's answer.
+    took: Duration,
 }
 
 pub(super) struct Scheduler {
@@ -173,20 +231,17 @@ impl Scheduler {
         let mut touched = Vec::new();
         let mut overflow = Vec::new();
         let lane_max = self.engine.config.lane_backlog_max;
+        let half_buffer = self.engine.config.max_buffered / 2;
         for lease in leases {
             let ep = lease.task.endpoint_id.clone();
             let lane = self.lanes.entry(ep.clone()).or_default();
-            // A lane that already has plenty waiting (a slow endpoint) hands the
-            // rest back to the queue, so the shared buffer never fills with one
-            // endpoint's work while everyone else's waits behind it.
-            if lane.backlog.len() >= lane_max {
-                // Back in roughly the time the lane needs for what is ahead of it.
-                lane.deferred += 1;
-                let ahead = (lane.backlog.len() as u64 + lane.deferred) as f64;
-                let wait = Duration::from_secs_f64(
-                    (ahead / lane.drain_rate(self.engine.config.endpoint_concurrency))
-                        .clamp(1.0, 3600.0),
-                );
+            // Once the shared buffer is half full, a lane that already has
+            // plenty waiting (a slow endpoint) hands the rest back to the queue,
+            // so the buffer never fills with one endpoint's work while everyone
+            // else's waits behind it. Below that, a lane takes what comes: a
+            // lone endpoint draining a backlog keeps its leases at hand.
+            if lane.backlog.len() >= lane_max && self.buffered >= half_buffer {
+                let wait = lane.defer_one(self.engine.config.endpoint_concurrency);
                 overflow.push((lease, wait));
                 continue;
             }
@@ -210,11 +265,7 @@ impl Scheduler {
         self.in_flight -= 1;
         if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
             lane.in_flight -= 1;
-            lane.done += 1;
-            lane.first_done.get_or_insert_with(Instant::now);
-            if lane.backlog.is_empty() {
-                lane.deferred = 0;
-            }
+            lane.note_done(done.took);
             if let Some(pace) = done.pace {
                 lane.set_rate(pace.throttle_rate);
                 lane.batch = pace.batch;
@@ -310,10 +361,12 @@ async fn step(
 ) {
     let _settling = engine.settling.acquire().await;
     let ep = endpoint_id.clone();
+    let started = Instant::now();
     let mut slot = Slot::new(move |pace| {
         let _ = done.send(Done {
             endpoint_id: ep,
             pace,
+            took: started.elapsed(),
         });
     });
     if let Err(e) = engine.process_with(&group, &mut slot).await {

@@ -51,8 +51,10 @@ pub struct EngineConfig {
     /// Most leases held in memory (parked in lanes plus in flight) before the
     /// feeder pauses.
     pub max_buffered: usize,
-    /// Most leases one endpoint's lane parks; more are handed back to the queue
-    /// for a little later, so one slow endpoint cannot fill the shared buffer.
+    /// Most leases one endpoint's lane parks once the shared buffer is half
+    /// full; more are handed back to the queue for about as long as the lane
+    /// needs for what is ahead of them, so one slow endpoint cannot fill the
+    /// shared buffer.
     pub lane_backlog_max: usize,
 }
 
