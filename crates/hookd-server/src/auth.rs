@@ -104,6 +104,17 @@ impl Caller {
     /// gets 403 for any other app, existing or not, so it learns nothing.
     pub async fn app(&self, state: &AppState, key: &str) -> ApiResult<Application> {
         let app = state.store.app_by_key(key).await?;
+        self.in_scope(app)
+    }
+
+    /// [`Caller::app`] for message creation, which may answer from memory (on a
+    /// store shared by a cluster, another node's change shows within a second).
+    pub async fn app_cached(&self, state: &AppState, key: &str) -> ApiResult<Application> {
+        let app = state.store.app_by_key_cached(key).await?;
+        self.in_scope(app)
+    }
+
+    fn in_scope(&self, app: Option<Application>) -> ApiResult<Application> {
         match (&self.scope, app) {
             (TokenScope::Admin, Some(app)) => Ok(app),
             (TokenScope::Admin, None) => Err(ApiError::not_found("Application")),

@@ -1,10 +1,10 @@
 //! Persistence for hookd. Handlers and workers see only [`Store`]; the backend
 //! is chosen from the database URL's scheme by [`open`] / [`open_with`].
 
-mod appcache;
 mod codec;
 mod group;
 pub mod postgres;
+mod recent;
 pub mod sqlite;
 mod types;
 
@@ -59,6 +59,12 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` if the uid is taken.
     async fn create_app(&self, app: &Application) -> Result<()>;
     async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>>;
+    /// [`Store::app_by_key`] for the hot paths (message creation), which may
+    /// answer from memory: a backend shared by several nodes may then miss
+    /// another node's change for a moment (at most a second).
+    async fn app_by_key_cached(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        self.app_by_key(id_or_uid).await
+    }
     async fn list_apps(&self, page: &PageReq) -> Result<Vec<Application>>;
     /// Replaces the stored app with the same id. `NotFound`, or `Conflict` if the uid is taken.
     async fn update_app(&self, app: &Application) -> Result<()>;
@@ -81,6 +87,16 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` if the uid is taken within the app.
     async fn create_endpoint(&self, ep: &Endpoint) -> Result<()>;
     async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    /// [`Store::endpoint_by_key`] for the delivery step, which may answer from
+    /// memory: a backend shared by several nodes may then miss another node's
+    /// change (a new URL or secret, a disabled endpoint) for at most a second.
+    async fn endpoint_by_key_cached(
+        &self,
+        app_id: &str,
+        id_or_uid: &str,
+    ) -> Result<Option<Endpoint>> {
+        self.endpoint_by_key(app_id, id_or_uid).await
+    }
     async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>>;
     /// Replaces the stored endpoint. Re-enabling a disabled endpoint stops its failing clock.
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()>;

@@ -420,18 +420,26 @@ async fn another_nodes_app_changes_show_within_a_second() {
         ..conformance::app_named("shared")
     };
     a.create_app(&app).await.unwrap();
-    assert_eq!(b.app_by_key("first").await.unwrap(), Some(app.clone()));
+    assert_eq!(
+        b.app_by_key_cached("first").await.unwrap(),
+        Some(app.clone())
+    );
 
     let renamed = hookd_core::model::Application {
         uid: Some("second".to_owned()),
         ..app.clone()
     };
     a.update_app(&renamed).await.unwrap();
-    assert_eq!(a.app_by_key(&app.id).await.unwrap(), Some(renamed.clone()));
+    assert_eq!(
+        a.app_by_key_cached(&app.id).await.unwrap(),
+        Some(renamed.clone())
+    );
+    // Uncached lookups see it at once on every node.
+    assert_eq!(b.app_by_key(&app.id).await.unwrap(), Some(renamed.clone()));
     let changed = std::time::Instant::now();
     let deadline = changed + std::time::Duration::from_secs(5);
     loop {
-        if b.app_by_key(&app.id).await.unwrap() == Some(renamed.clone()) {
+        if b.app_by_key_cached(&app.id).await.unwrap() == Some(renamed.clone()) {
             break;
         }
         assert!(

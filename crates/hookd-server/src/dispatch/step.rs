@@ -112,7 +112,7 @@ impl Engine {
 
         let Some(ep) = self
             .store
-            .endpoint_by_key(&first.app_id, &first.endpoint_id)
+            .endpoint_by_key_cached(&first.app_id, &first.endpoint_id)
             .await?
         else {
             self.queue.ack(leases).await?;

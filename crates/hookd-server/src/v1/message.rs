@@ -118,7 +118,7 @@ async fn app_for_message(
     key: &str,
     spec: Option<ApplicationIn>,
 ) -> ApiResult<Application> {
-    match caller.app(state, key).await {
+    match caller.app_cached(state, key).await {
         Err(ApiError::NotFound(_)) if spec.is_some() && caller.is_admin() => {
             let spec = spec.expect("checked");
             if spec.uid.as_deref() != Some(key) {

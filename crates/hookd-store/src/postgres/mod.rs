@@ -30,7 +30,7 @@ use hookd_core::model::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use crate::appcache::AppCache;
+use crate::recent::{self, Recent};
 
 use crate::{
     AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
@@ -44,10 +44,10 @@ const POOL_SIZE: u32 = 16;
 /// the server is down or restarting) before the store reports itself
 /// unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long this node may answer app lookups from memory: other nodes'
-/// changes to an app (a new uid, a deletion) show here within this time; its
-/// own at once.
-const APP_CACHE_AGE: Duration = Duration::from_secs(1);
+/// How long this node may answer app and endpoint lookups from memory: other
+/// nodes' changes (a new uid or URL, a disabled endpoint, a deletion) show
+/// here within this time; its own at once.
+const CACHE_AGE: Duration = Duration::from_secs(1);
 /// Shown in `pg_stat_activity` unless the URL names the application itself.
 const APPLICATION_NAME: &str = "hookd";
 
@@ -55,7 +55,10 @@ pub struct PgStore {
     pool: PgPool,
     /// Group-commits new messages and attempt outcomes (see `crate::group`).
     writer: crate::group::Writer,
-    apps: AppCache,
+    apps: Recent<Application>,
+    /// For the delivery step's lookups; fan-out reads the table itself, under
+    /// the app's lock.
+    endpoints: Recent<Endpoint>,
 }
 
 impl PgStore {
@@ -89,7 +92,8 @@ impl PgStore {
         Ok(Self {
             pool,
             writer,
-            apps: AppCache::new(Some(APP_CACHE_AGE)),
+            apps: recent::apps(Some(CACHE_AGE)),
+            endpoints: recent::endpoints(Some(CACHE_AGE)),
         })
     }
 
@@ -137,6 +141,10 @@ impl Store for PgStore {
     }
 
     async fn app_by_key(&self, id_or_uid: &str) -> Result<Option<Application>> {
+        apps::by_key(&self.pool, id_or_uid).await
+    }
+
+    async fn app_by_key_cached(&self, id_or_uid: &str) -> Result<Option<Application>> {
         self.apps
             .get_or_load(id_or_uid, apps::by_key(&self.pool, id_or_uid))
             .await
@@ -155,6 +163,7 @@ impl Store for PgStore {
     async fn delete_app(&self, id: &str) -> Result<bool> {
         let r = apps::delete(&self.pool, id).await;
         self.apps.invalidate();
+        self.endpoints.invalidate();
         r
     }
 
@@ -183,11 +192,26 @@ impl Store for PgStore {
     }
 
     async fn create_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        endpoints::create(&self.pool, ep).await
+        let r = endpoints::create(&self.pool, ep).await;
+        self.endpoints.invalidate();
+        r
     }
 
     async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
         endpoints::by_key(&self.pool, app_id, id_or_uid).await
+    }
+
+    async fn endpoint_by_key_cached(
+        &self,
+        app_id: &str,
+        id_or_uid: &str,
+    ) -> Result<Option<Endpoint>> {
+        self.endpoints
+            .get_or_load(
+                &recent::endpoint_key(app_id, id_or_uid),
+                endpoints::by_key(&self.pool, app_id, id_or_uid),
+            )
+            .await
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>> {
@@ -195,11 +219,15 @@ impl Store for PgStore {
     }
 
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        endpoints::update(&self.pool, ep).await
+        let r = endpoints::update(&self.pool, ep).await;
+        self.endpoints.invalidate();
+        r
     }
 
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<bool> {
-        endpoints::delete(&self.pool, app_id, id).await
+        let r = endpoints::delete(&self.pool, app_id, id).await;
+        self.endpoints.invalidate();
+        r
     }
 
     async fn endpoint_stats(
@@ -234,7 +262,9 @@ impl Store for PgStore {
         endpoint_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        endpoints::disable(&self.pool, app_id, endpoint_id, now).await
+        let r = endpoints::disable(&self.pool, app_id, endpoint_id, now).await;
+        self.endpoints.invalidate();
+        r
     }
 
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {

@@ -50,7 +50,7 @@ pub struct SqliteStore {
     /// Group-commits new messages and attempt outcomes (see `writer`).
     writer: crate::group::Writer,
     endpoints: Arc<cache::EndpointCache>,
-    apps: crate::appcache::AppCache,
+    apps: crate::recent::Recent<Application>,
 }
 
 impl SqliteStore {
@@ -114,7 +114,7 @@ impl SqliteStore {
             pool,
             writer,
             endpoints,
-            apps: crate::appcache::AppCache::new(None),
+            apps: crate::recent::apps(None),
         })
     }
 

@@ -204,16 +204,27 @@ pub async fn deleting_an_app_removes_its_endpoints_and_messages(store: DynStore)
     );
 }
 
-/// A read after any app write sees it, even when the app was read before (a
-/// backend may cache apps).
+/// What both lookups say of `key`, which must agree.
+async fn looked_up(store: &DynStore, key: &str) -> Option<Application> {
+    let fresh = store.app_by_key(key).await.unwrap();
+    let cached = store.app_by_key_cached(key).await.unwrap();
+    assert_eq!(
+        fresh, cached,
+        "app_by_key and app_by_key_cached disagree on {key}"
+    );
+    fresh
+}
+
+/// A read after any app write through the same store sees it, even when the
+/// app was read before (a backend may cache apps).
 pub async fn app_reads_follow_every_write(store: DynStore) {
     let app = Application {
         uid: Some("before".to_owned()),
         ..app_named("cached")
     };
     store.create_app(&app).await.unwrap();
-    assert_eq!(store.app_by_key("before").await.unwrap(), Some(app.clone()));
-    assert_eq!(store.app_by_key(&app.id).await.unwrap(), Some(app.clone()));
+    assert_eq!(looked_up(&store, "before").await, Some(app.clone()));
+    assert_eq!(looked_up(&store, &app.id).await, Some(app.clone()));
 
     let renamed = Application {
         uid: Some("after".to_owned()),
@@ -221,12 +232,9 @@ pub async fn app_reads_follow_every_write(store: DynStore) {
         ..app.clone()
     };
     store.update_app(&renamed).await.unwrap();
-    assert_eq!(store.app_by_key("before").await.unwrap(), None);
-    assert_eq!(
-        store.app_by_key("after").await.unwrap(),
-        Some(renamed.clone())
-    );
-    assert_eq!(store.app_by_key(&app.id).await.unwrap(), Some(renamed));
+    assert_eq!(looked_up(&store, "before").await, None);
+    assert_eq!(looked_up(&store, "after").await, Some(renamed.clone()));
+    assert_eq!(looked_up(&store, &app.id).await, Some(renamed));
 
     // The old uid is free again for a new app.
     let second = Application {
@@ -234,9 +242,9 @@ pub async fn app_reads_follow_every_write(store: DynStore) {
         ..app_named("second")
     };
     store.create_app(&second).await.unwrap();
-    assert_eq!(store.app_by_key("before").await.unwrap(), Some(second));
+    assert_eq!(looked_up(&store, "before").await, Some(second));
 
     assert!(store.delete_app(&app.id).await.unwrap());
-    assert_eq!(store.app_by_key(&app.id).await.unwrap(), None);
-    assert_eq!(store.app_by_key("after").await.unwrap(), None);
+    assert_eq!(looked_up(&store, &app.id).await, None);
+    assert_eq!(looked_up(&store, "after").await, None);
 }

@@ -417,3 +417,63 @@ pub async fn reenabling_an_endpoint_stops_its_failing_clock(store: DynStore) {
         "still off"
     );
 }
+
+/// What both lookups say of `key` in `app_id`, which must agree.
+async fn looked_up(
+    store: &DynStore,
+    app_id: &str,
+    key: &str,
+) -> Option<hookd_core::model::Endpoint> {
+    let fresh = store.endpoint_by_key(app_id, key).await.unwrap();
+    let cached = store.endpoint_by_key_cached(app_id, key).await.unwrap();
+    assert_eq!(
+        fresh, cached,
+        "endpoint_by_key and endpoint_by_key_cached disagree on {key}"
+    );
+    fresh
+}
+
+/// A read after any endpoint write through the same store sees it, even when
+/// the endpoint was read before (the delivery step's lookups may be cached).
+pub async fn endpoint_reads_follow_every_write(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |e| e.uid = Some("one".to_owned())).await;
+    assert_eq!(looked_up(&store, &app.id, "one").await, Some(ep.clone()));
+    assert_eq!(looked_up(&store, &app.id, &ep.id).await, Some(ep.clone()));
+
+    let mut moved = ep.clone();
+    moved.uid = Some("two".to_owned());
+    moved.url = "https://elsewhere.example/in".to_owned();
+    moved.updated_at = now() + secs(1);
+    store.update_endpoint(&moved).await.unwrap();
+    assert_eq!(looked_up(&store, &app.id, "one").await, None);
+    assert_eq!(looked_up(&store, &app.id, "two").await, Some(moved.clone()));
+    assert_eq!(
+        looked_up(&store, &app.id, &ep.id).await,
+        Some(moved.clone())
+    );
+
+    assert!(store
+        .disable_endpoint(&app.id, &ep.id, now())
+        .await
+        .unwrap());
+    assert!(
+        looked_up(&store, &app.id, &ep.id)
+            .await
+            .expect("still there")
+            .disabled
+    );
+
+    assert!(store.delete_endpoint(&app.id, &ep.id).await.unwrap());
+    assert_eq!(looked_up(&store, &app.id, &ep.id).await, None);
+    assert_eq!(looked_up(&store, &app.id, "two").await, None);
+
+    // An endpoint of another app is not found under this one's id.
+    let other = new_app(&store).await;
+    let theirs = new_endpoint(&store, &other.id, |_| {}).await;
+    assert_eq!(
+        looked_up(&store, &other.id, &theirs.id).await,
+        Some(theirs.clone())
+    );
+    assert_eq!(looked_up(&store, &app.id, &theirs.id).await, None);
+}

@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             endpoints::creating_an_endpoint_for_a_missing_app_is_not_found,
             endpoints::endpoints_list_in_pages_within_their_app,
             endpoints::updating_an_endpoint_replaces_it,
+            endpoints::endpoint_reads_follow_every_write,
             endpoints::deleting_an_endpoint_removes_its_deliveries_and_attempts,
             endpoints::endpoint_stats_count_deliveries_by_status_within_the_window,
             endpoints::failing_clock_starts_once_and_stops_on_demand,
