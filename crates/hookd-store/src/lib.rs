@@ -2,6 +2,7 @@
 //! is chosen from the database URL's scheme by [`open`] / [`open_with`].
 
 mod codec;
+mod fanout;
 mod group;
 pub mod postgres;
 mod recent;

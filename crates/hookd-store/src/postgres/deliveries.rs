@@ -54,12 +54,12 @@ fn select(filter: &str) -> String {
 /// Inserts deliveries inside the caller's transaction (message creation fans
 /// out through this), in one round trip however many there are: each column
 /// travels as one array and `UNNEST` turns the arrays back into rows.
-pub(super) async fn insert_all(conn: &mut PgConnection, all: &[Delivery]) -> Result<()> {
+pub(super) async fn insert_all(conn: &mut PgConnection, all: &[&Delivery]) -> Result<()> {
     if all.is_empty() {
         return Ok(());
     }
-    let texts = |f: fn(&Delivery) -> &str| all.iter().map(f).collect::<Vec<_>>();
-    let ints = |f: fn(&Delivery) -> i64| all.iter().map(f).collect::<Vec<_>>();
+    let texts = |f: fn(&Delivery) -> &str| all.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let ints = |f: fn(&Delivery) -> i64| all.iter().map(|d| f(d)).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, \
          updated_at) \

@@ -1,10 +1,9 @@
 //! Messages, and their fan-out into deliveries at creation.
 
-use hookd_core::filter::endpoint_matches;
 use std::collections::HashMap;
 
-use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
-use hookd_core::{new_id, IdKind};
+use hookd_core::model::{Delivery, Endpoint, Message};
+use hookd_core::IdKind;
 use sqlx::{PgConnection, PgPool, QueryBuilder};
 
 use super::apps::{self, AppLock};
@@ -12,7 +11,7 @@ use super::codec::{ms, opt_json, Cols};
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
 use super::{deliveries, endpoints};
-use crate::{MessageFilter, PageReq, Result, StoreError};
+use crate::{fanout, MessageFilter, PageReq, Result, StoreError};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
 pub(super) const COLUMNS: &[&str] = &[
@@ -103,34 +102,10 @@ pub(super) async fn create_many(
         let ep = endpoints::from_cols(&Cols::new(row))?;
         by_app.entry(ep.app_id.clone()).or_default().push(ep);
     }
-    let mut all = Vec::new();
-    let mut counts = Vec::with_capacity(msgs.len());
-    for msg in msgs {
-        let before = all.len();
-        for ep in by_app.get(&msg.app_id).into_iter().flatten() {
-            if !endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()) {
-                continue;
-            }
-            all.push(Delivery {
-                id: new_id(IdKind::Destination),
-                app_id: msg.app_id.clone(),
-                msg_id: msg.id.clone(),
-                endpoint_id: ep.id.clone(),
-                status: MessageStatus::Pending,
-                attempts: 0,
-                next_attempt: Some(msg.first_due()),
-                created_at: msg.created_at,
-                updated_at: msg.created_at,
-            });
-        }
-        counts.push(all.len() - before);
-    }
+    let fanouts = fanout::deliveries(msgs, |app| by_app.get(app).map_or(&[], Vec::as_slice));
+    let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::insert_all(&mut *conn, &all).await?;
-    let mut rest = all.into_iter();
-    Ok(counts
-        .into_iter()
-        .map(|n| rest.by_ref().take(n).collect())
-        .collect())
+    Ok(fanouts)
 }
 
 pub(super) async fn by_key(pool: &PgPool, app_id: &str, key: &str) -> Result<Option<Message>> {

@@ -54,7 +54,7 @@ const CHUNK: usize = 500;
 
 /// Inserts inside a caller's transaction (message creation fans out through
 /// this), a few hundred rows per statement.
-pub(super) async fn insert_many(conn: &mut SqliteConnection, ds: &[Delivery]) -> Result<()> {
+pub(super) async fn insert_many(conn: &mut SqliteConnection, ds: &[&Delivery]) -> Result<()> {
     for chunk in ds.chunks(CHUNK) {
         let mut qb = QueryBuilder::new(
             "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, updated_at) ",

@@ -1,8 +1,7 @@
 //! Messages, and their fan-out into deliveries at creation.
 
-use hookd_core::filter::endpoint_matches;
-use hookd_core::model::{Delivery, Message, MessageStatus};
-use hookd_core::{new_id, IdKind};
+use hookd_core::model::{Delivery, Message};
+use hookd_core::IdKind;
 use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
 
 use super::cache::EndpointCache;
@@ -10,7 +9,7 @@ use super::codec::{ms, opt_json, Cols};
 use super::deliveries;
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
-use crate::{MessageFilter, PageReq, Result};
+use crate::{fanout, MessageFilter, PageReq, Result};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
 pub(super) const COLUMNS: &[&str] = &[
@@ -84,35 +83,17 @@ pub(super) async fn create_many(
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
 
-    let mut all = Vec::new();
-    let mut counts = Vec::with_capacity(msgs.len());
+    let mut lists = std::collections::HashMap::new();
     for msg in msgs {
-        let endpoints = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
-        let before = all.len();
-        for ep in endpoints.iter() {
-            if !endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()) {
-                continue;
-            }
-            all.push(Delivery {
-                id: new_id(IdKind::Destination),
-                app_id: msg.app_id.clone(),
-                msg_id: msg.id.clone(),
-                endpoint_id: ep.id.clone(),
-                status: MessageStatus::Pending,
-                attempts: 0,
-                next_attempt: Some(msg.first_due()),
-                created_at: msg.created_at,
-                updated_at: msg.created_at,
-            });
+        if !lists.contains_key(msg.app_id.as_str()) {
+            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+            lists.insert(msg.app_id.as_str(), list);
         }
-        counts.push(all.len() - before);
     }
+    let fanouts = fanout::deliveries(msgs, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
+    let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::insert_many(&mut *conn, &all).await?;
-    let mut rest = all.into_iter();
-    Ok(counts
-        .into_iter()
-        .map(|n| rest.by_ref().take(n).collect())
-        .collect())
+    Ok(fanouts)
 }
 
 pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result<Option<Message>> {

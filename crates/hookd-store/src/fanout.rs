@@ -1,0 +1,34 @@
+//! Fan-out at message creation, the same on every backend: a message becomes
+//! one pending delivery per endpoint of its app that it matches.
+
+use hookd_core::filter::endpoint_matches;
+use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
+use hookd_core::{new_id, IdKind};
+
+/// The deliveries of each message, in order: one per endpoint of its app
+/// (`endpoints_of(app_id)`) that [`endpoint_matches`] selects, pending and due
+/// at the message's first due time.
+pub(crate) fn deliveries<'e>(
+    msgs: &[&Message],
+    endpoints_of: impl Fn(&str) -> &'e [Endpoint],
+) -> Vec<Vec<Delivery>> {
+    msgs.iter()
+        .map(|msg| {
+            endpoints_of(&msg.app_id)
+                .iter()
+                .filter(|ep| endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()))
+                .map(|ep| Delivery {
+                    id: new_id(IdKind::Destination),
+                    app_id: msg.app_id.clone(),
+                    msg_id: msg.id.clone(),
+                    endpoint_id: ep.id.clone(),
+                    status: MessageStatus::Pending,
+                    attempts: 0,
+                    next_attempt: Some(msg.first_due()),
+                    created_at: msg.created_at,
+                    updated_at: msg.created_at,
+                })
+                .collect()
+        })
+        .collect()
+}
