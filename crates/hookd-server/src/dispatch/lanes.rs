@@ -65,9 +65,9 @@ const REQUEST_TIME_WEIGHT: f64 = 0.05;
 const MAX_DEFERRAL: Duration = Duration::from_secs(3600);
 
 impl Lane {
-    /// Requests per second this lane can complete: its slots over the time a
-    /// request takes (measured while busy, so idle spells do not lower it),
-    /// and no more than its throttle.
+    /// Leases per second this lane can complete: its slots over the time a
+    /// request takes (measured while busy, so idle spells do not lower it), no
+    /// more requests than its throttle allows, times the leases a request takes.
     fn drain_rate(&self, slots: usize) -> f64 {
         // Counted in full even before the first step reports the endpoint's
         // settings (the lane sends one at a time until then, for a moment only).
@@ -80,7 +80,9 @@ impl Lane {
             .limiter
             .as_ref()
             .map_or(f64::MAX, |(r, _)| f64::from(*r));
-        rate.min(throttle).max(0.1)
+        // A batching endpoint takes up to a batch of leases per request.
+        let per_request = self.batch.map_or(1, |b| b.max_events.max(1)) as f64;
+        rate.min(throttle).max(0.1) * per_request
     }
 
     /// Times a finished request.
