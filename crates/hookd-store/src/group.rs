@@ -198,9 +198,12 @@ async fn commit_group<B: GroupWrites>(
     }
     let mut singles = Vec::new();
     if !records.is_empty() {
+        // Moved into one list, not copied; handed back to their ops if the
+        // group has to go one by one.
+        let counts: Vec<usize> = records.iter().map(|(o, _)| o.len()).collect();
         let all: Vec<(Attempt, Delivery)> = records
-            .iter()
-            .flat_map(|(o, _)| o.iter().cloned())
+            .iter_mut()
+            .flat_map(|(o, _)| std::mem::take(o))
             .collect();
         let mut sp = tx.begin().await.map_err(B::error)?;
         if backend.record_attempts(&mut sp, &all).await.is_ok() {
@@ -213,10 +216,11 @@ async fn commit_group<B: GroupWrites>(
             );
         } else {
             sp.rollback().await.map_err(B::error)?;
+            let mut rest = all.into_iter();
             singles.extend(
-                records
-                    .into_iter()
-                    .map(|(o, reply)| Op::RecordAttempts(o, reply)),
+                records.into_iter().zip(counts).map(|((_, reply), n)| {
+                    Op::RecordAttempts(rest.by_ref().take(n).collect(), reply)
+                }),
             );
         }
     }

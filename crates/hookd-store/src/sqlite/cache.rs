@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use hookd_core::model::Endpoint;
 use hookd_core::IdKind;
-use sqlx::SqliteConnection;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::codec::Cols;
 use super::endpoints;
@@ -80,25 +80,28 @@ impl EndpointCache {
         Ok(list)
     }
 
-    /// The app's endpoints if they are cached: a hit needs no connection.
-    pub(super) fn cached(&self, app_id: &str) -> Option<Arc<Vec<Endpoint>>> {
-        self.lock().apps.get(app_id).cloned()
-    }
-
-    /// The app's endpoint with this id or uid.
+    /// The app's endpoint with this id or uid. A cache hit needs no
+    /// connection; only a miss takes one from `pool`.
     pub(super) async fn by_key(
         &self,
-        conn: &mut SqliteConnection,
+        pool: &SqlitePool,
         app_id: &str,
         key: &str,
     ) -> Result<Option<Endpoint>> {
-        let list = self.endpoints_of(conn, app_id).await?;
+        let hit = self.lock().apps.get(app_id).cloned();
+        let list = match hit {
+            Some(list) => list,
+            None => {
+                let mut conn = pool.acquire().await.map_err(db)?;
+                self.endpoints_of(&mut conn, app_id).await?
+            }
+        };
         Ok(find_endpoint(&list, key))
     }
 }
 
 /// The endpoint with this id or uid in `list`.
-pub(super) fn find_endpoint(list: &[Endpoint], key: &str) -> Option<Endpoint> {
+fn find_endpoint(list: &[Endpoint], key: &str) -> Option<Endpoint> {
     let by_id = IdKind::Endpoint.is_id(key);
     list.iter()
         .find(|e| {

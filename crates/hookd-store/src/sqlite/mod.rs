@@ -47,7 +47,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Group-commits new messages and attempt outcomes (see `writer`).
+    /// Group-commits new messages and attempt outcomes (see `crate::group`).
     writer: crate::group::Writer,
     endpoints: Arc<cache::EndpointCache>,
     apps: crate::recent::Recent<Application>,
@@ -223,11 +223,7 @@ impl Store for SqliteStore {
     }
 
     async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
-        if let Some(list) = self.endpoints.cached(app_id) {
-            return Ok(cache::find_endpoint(&list, id_or_uid));
-        }
-        let mut conn = self.pool.acquire().await.map_err(error::db)?;
-        self.endpoints.by_key(&mut conn, app_id, id_or_uid).await
+        self.endpoints.by_key(&self.pool, app_id, id_or_uid).await
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>> {

@@ -284,3 +284,81 @@ pub async fn expunged_attempt_reads_back_without_response(store: DynStore) {
         .await
         .unwrap());
 }
+
+/// Outcomes recorded at the same moment (the stores commit them as one group)
+/// each land with their delivery's new state, and a set naming a delivery that
+/// vanished fails alone and whole: every other set is stored.
+pub async fn concurrent_records_fail_alone(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let mut sets = Vec::new();
+    for i in 0..30 {
+        let (_, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+        assert_eq!(deliveries.len(), 2);
+        let mut outcomes: Vec<(Attempt, Delivery)> = deliveries
+            .iter()
+            .map(|d| {
+                let at = now();
+                let next = Delivery {
+                    status: MessageStatus::Success,
+                    attempts: 1,
+                    next_attempt: None,
+                    updated_at: at,
+                    ..d.clone()
+                };
+                (attempt_on(d, MessageStatus::Success, 200, at), next)
+            })
+            .collect();
+        if i == 13 {
+            // The second delivery of this set is gone.
+            outcomes[1].1.id = new_id(IdKind::Destination);
+            outcomes[1].0 = attempt_on(&outcomes[1].1, MessageStatus::Success, 200, now());
+        }
+        sets.push((deliveries, outcomes));
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for (i, (_, outcomes)) in sets.iter().enumerate() {
+        let store = store.clone();
+        let outcomes = outcomes.clone();
+        running.spawn(async move { (i, store.record_attempts(&outcomes).await) });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = running.join_next().await {
+        results.push(joined.expect("record task"));
+    }
+    results.sort_by_key(|(i, _)| *i);
+    for (i, result) in results {
+        let (deliveries, outcomes) = &sets[i];
+        if i == 13 {
+            assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+            let (attempt, _) = &outcomes[0];
+            assert_eq!(
+                store
+                    .attempt(&app.id, &attempt.msg_id, &attempt.id)
+                    .await
+                    .unwrap(),
+                None,
+                "the failing set's other attempt was rolled back"
+            );
+            assert_eq!(
+                store.delivery(&deliveries[0].id).await.unwrap().as_ref(),
+                Some(&deliveries[0])
+            );
+            continue;
+        }
+        result.expect("a set naming live deliveries is stored");
+        for (attempt, next) in outcomes {
+            assert_eq!(
+                store
+                    .attempt(&app.id, &attempt.msg_id, &attempt.id)
+                    .await
+                    .unwrap()
+                    .as_ref(),
+                Some(attempt),
+                "set {i}"
+            );
+            assert_eq!(store.delivery(&next.id).await.unwrap().as_ref(), Some(next));
+        }
+    }
+}
