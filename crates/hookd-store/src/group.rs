@@ -5,11 +5,13 @@
 //! messages with their fan-out, and attempt outcomes) therefore go to one task
 //! that runs every write waiting at that moment in a single transaction.
 //!
-//! Each kind of write in a group goes in together, in one savepoint and a few
-//! multi-row statements. Only if that fails (a duplicate `eventId`, a delivery
-//! that vanished) are its writes retried one by one, each in a savepoint of
-//! its own, so that the failing one fails alone. Callers are answered only
-//! after the commit, so an acknowledgement still means durably stored.
+//! A group first goes in as a few multi-row statements, with no savepoints.
+//! Only if that fails (a duplicate `eventId`, a delivery that vanished) is the
+//! transaction rolled back and the group written again: each kind of write in
+//! a savepoint, and a kind that fails once more one write at a time, each in a
+//! savepoint of its own, so that the failing one fails alone. Callers are
+//! answered only after the commit, so an acknowledgement still means durably
+//! stored.
 
 use async_trait::async_trait;
 use hookd_core::model::{Attempt, Delivery, Message};
@@ -174,20 +176,6 @@ async fn commit_group<B: GroupWrites>(
             return Ok(());
         }
     };
-    if ops.len() == 1 {
-        // Alone in its transaction: no savepoint needed, its failure is the
-        // transaction's.
-        let op = ops.into_iter().next().expect("one op");
-        let d = run_one(backend, &mut tx, op).await;
-        if d.ok() {
-            tx.commit().await.map_err(B::error)?;
-        } else {
-            tx.rollback().await.map_err(B::error)?;
-        }
-        done.push(d);
-        return Ok(());
-    }
-    let mut any_ok = false;
     let mut records = Vec::new();
     let mut creates = Vec::new();
     for op in ops {
@@ -196,15 +184,61 @@ async fn commit_group<B: GroupWrites>(
             Op::CreateMessage(m, reply) => creates.push((m, reply)),
         }
     }
+    // Moved into one list, not copied; handed back to their ops if the group
+    // has to go one by one.
+    let counts: Vec<usize> = records.iter().map(|(o, _)| o.len()).collect();
+    let all: Vec<(Attempt, Delivery)> = records
+        .iter_mut()
+        .flat_map(|(o, _)| std::mem::take(o))
+        .collect();
+
+    // The usual case: every write succeeds, so the group runs as plain
+    // statements in the one transaction, with no savepoint round trips.
+    let first_try = write_all(backend, &mut tx, &all, &creates).await;
+    let first_err = match first_try {
+        Ok(fanouts) => {
+            done.extend(
+                records
+                    .into_iter()
+                    .map(|(_, reply)| Done::Attempts(reply, Ok(()))),
+            );
+            for ((_, reply), deliveries) in creates.into_iter().zip(fanouts) {
+                done.push(Done::Message(reply, Ok(deliveries)));
+            }
+            // A failed commit is every one's answer (see `run`).
+            return tx.commit().await.map_err(B::error);
+        }
+        Err(e) => e,
+    };
+    tx.rollback().await.map_err(B::error)?;
+    if records.len() + creates.len() == 1 {
+        // Alone in its transaction: its failure is its own answer.
+        if let Some((_, reply)) = records.pop() {
+            done.push(Done::Attempts(reply, Err(first_err)));
+        } else if let Some((_, reply)) = creates.pop() {
+            done.push(Done::Message(reply, Err(first_err)));
+        }
+        return Ok(());
+    }
+
+    // Something in the group failed: find it without failing the rest. Each
+    // kind goes in together in a savepoint, and a kind that fails again goes
+    // one op at a time, each in a savepoint of its own.
+    let mut tx = match conn.begin().await.map_err(B::error) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for (_, reply) in records {
+                done.push(Done::Attempts(reply, Err(clone_err(&e))));
+            }
+            for (_, reply) in creates {
+                done.push(Done::Message(reply, Err(clone_err(&e))));
+            }
+            return Ok(());
+        }
+    };
+    let mut any_ok = false;
     let mut singles = Vec::new();
     if !records.is_empty() {
-        // Moved into one list, not copied; handed back to their ops if the
-        // group has to go one by one.
-        let counts: Vec<usize> = records.iter().map(|(o, _)| o.len()).collect();
-        let all: Vec<(Attempt, Delivery)> = records
-            .iter_mut()
-            .flat_map(|(o, _)| std::mem::take(o))
-            .collect();
         let mut sp = tx.begin().await.map_err(B::error)?;
         if backend.record_attempts(&mut sp, &all).await.is_ok() {
             sp.commit().await.map_err(B::error)?;
@@ -262,6 +296,24 @@ async fn commit_group<B: GroupWrites>(
         tx.rollback().await.map_err(B::error)?;
     }
     Ok(())
+}
+
+/// The group's writes as plain statements on `conn`: attempt outcomes first,
+/// then the new messages, whose fan-outs are answered in order.
+async fn write_all<B: GroupWrites>(
+    backend: &B,
+    conn: &mut Conn<B>,
+    outcomes: &[(Attempt, Delivery)],
+    creates: &[(Message, oneshot::Sender<Result<Vec<Delivery>>>)],
+) -> Result<Vec<Vec<Delivery>>> {
+    if !outcomes.is_empty() {
+        backend.record_attempts(conn, outcomes).await?;
+    }
+    if creates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let msgs: Vec<&Message> = creates.iter().map(|(m, _)| m).collect();
+    backend.create_messages(conn, &msgs).await
 }
 
 /// Runs one op on `conn`, which the caller commits or rolls back by its result.
