@@ -86,6 +86,7 @@ pub(super) async fn insert_all(conn: &mut PgConnection, all: &[&Delivery]) -> Re
 /// distinct, else one per delivery so that the last state of each wins.
 /// Returns whether every row exists.
 pub(super) async fn update_states(conn: &mut PgConnection, ds: &[&Delivery]) -> Result<bool> {
+    let ds = &lock_order(ds);
     let distinct: HashSet<&str> = ds.iter().map(|d| d.id.as_str()).collect();
     if distinct.len() < ds.len() {
         for d in ds {
@@ -111,6 +112,15 @@ pub(super) async fn update_states(conn: &mut PgConnection, ds: &[&Delivery]) -> 
     .await
     .map_err(db)?;
     Ok(done.rows_affected() == ds.len() as u64)
+}
+
+/// `ds` sorted by id, so that two nodes' groups lock the rows they share in
+/// the same order and cannot deadlock. The sort is stable: two states of one
+/// delivery keep their order, and the last still wins.
+fn lock_order<'a>(ds: &[&'a Delivery]) -> Vec<&'a Delivery> {
+    let mut sorted = ds.to_vec();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    sorted
 }
 
 /// Writes the delivery's mutable state (status, attempt count, schedule) by id.
@@ -286,4 +296,43 @@ pub(super) async fn failed(
     qb.push(" ORDER BY id ASC");
     let rows = qb.build().fetch_all(pool).await.map_err(db)?;
     rows.iter().map(from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: &str, attempts: u32) -> Delivery {
+        let now = hookd_core::model::now();
+        Delivery {
+            id: id.to_owned(),
+            app_id: "app".to_owned(),
+            msg_id: "msg".to_owned(),
+            endpoint_id: "ep".to_owned(),
+            status: MessageStatus::Pending,
+            attempts,
+            next_attempt: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn rows_are_locked_in_id_order_and_a_deliverys_last_state_stays_last() {
+        let (b1, a, b2, c) = (
+            delivery("dlv_b", 1),
+            delivery("dlv_a", 1),
+            delivery("dlv_b", 2),
+            delivery("dlv_c", 1),
+        );
+        let ordered = lock_order(&[&c, &b1, &a, &b2]);
+        let got: Vec<(&str, u32)> = ordered
+            .iter()
+            .map(|d| (d.id.as_str(), d.attempts))
+            .collect();
+        assert_eq!(
+            got,
+            [("dlv_a", 1), ("dlv_b", 1), ("dlv_b", 2), ("dlv_c", 1)]
+        );
+    }
 }
