@@ -3,6 +3,7 @@
 //! latency, duplicates/missing and the server's CPU time and peak memory for
 //! each scenario. Loopback only; every loop is bounded in count and time.
 
+mod machine;
 mod procstat;
 mod receiver;
 mod report;
@@ -43,10 +44,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         queue_url: args.queue_url.clone(),
     };
     let scale = if args.quick { 10 } else { 1 };
+    let machine = tokio::task::spawn_blocking(machine::Machine::read).await?;
     if !args.json {
+        machine.print();
         println!(
-            "hookd bench: {} cores, store {}, queue {}\n",
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "hookd bench: store {}, queue {}\n",
             backends
                 .database_url
                 .as_deref()
@@ -64,7 +66,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         all.push(figures);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        let out = serde_json::json!({ "machine": machine, "scenarios": all });
+        println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
 }

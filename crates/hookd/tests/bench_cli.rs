@@ -1,0 +1,51 @@
+//! `hookd bench` end to end, as someone sizing a deployment runs it: a quick
+//! pass of S1 (one endpoint) and S5 (30% of attempts fail, retried after a
+//! second) against a real server, read back through `--json`. This checks
+//! that the bench counts what it should (every delivery arrives once with a
+//! valid signature), never how fast anything went.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn a_quick_bench_delivers_everything_once_and_reports_the_machine() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["bench", "--quick", "--scenarios", "s1,s5", "--json"])
+        .output()
+        .expect("running hookd bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "hookd bench failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("bench --json prints JSON");
+
+    let machine = &report["machine"];
+    assert!(machine["cores"].as_u64().unwrap() >= 1, "{machine}");
+    for probe in [
+        "signatures_per_s_one_core",
+        "loopback_round_trip_us",
+        "disk_flush_ms",
+    ] {
+        assert!(machine[probe].as_f64().unwrap() > 0.0, "{probe}: {machine}");
+    }
+
+    let scenarios = report["scenarios"].as_array().expect("a list of scenarios");
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["S1", "S5"]);
+    for s in scenarios {
+        let expected = s["expected_deliveries"].as_u64().unwrap();
+        assert!(expected > 0, "{s}");
+        assert_eq!(s["delivered"].as_u64(), Some(expected), "{s}");
+        assert_eq!(s["duplicates"].as_u64(), Some(0), "{s}");
+        assert_eq!(s["missing"].as_u64(), Some(0), "{s}");
+        assert_eq!(s["bad_signatures"].as_u64(), Some(0), "{s}");
+        assert!(s["latency"]["samples"].as_u64().unwrap() >= expected, "{s}");
+        assert!(s["server_peak_rss_mib"].as_f64().unwrap() > 0.0, "{s}");
+    }
+}
