@@ -41,7 +41,7 @@ impl Machine {
         Self {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             signatures_per_s_one_core: signatures_per_s(),
-            loopback_round_trip_us: loopback_round_trip().map_or(0.0, |d| micros(d)),
+            loopback_round_trip_us: loopback_round_trip().map_or(0.0, micros),
             disk_flush_ms: disk_flush(&std::env::temp_dir()).map_or(0.0, |d| micros(d) / 1000.0),
         }
     }
