@@ -57,6 +57,59 @@ async fn data_survives_reopening_the_file() {
     );
 }
 
+/// The first success on each endpoint after a start stops its failing clock.
+/// When the clock is not running, that must not need SQLite's write lock: it
+/// would otherwise wait behind whatever transaction holds it (the group
+/// writer's, under load) and hold up the delivery step.
+#[tokio::test]
+async fn stopping_a_stopped_failing_clock_needs_no_write_lock() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookd.db");
+    let store: DynStore = Arc::new(
+        SqliteStore::open(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |_| {}).await;
+
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let cleared = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        store.set_endpoint_failing_since(&ep.id, None),
+    )
+    .await;
+    assert!(
+        matches!(cleared, Ok(Ok(()))),
+        "clearing a stopped clock waited for the write lock: {cleared:?}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+
+    // A running clock is still stopped.
+    let now = hookd_core::model::now();
+    store.endpoint_failing_since(&ep.id, now).await.unwrap();
+    store
+        .set_endpoint_failing_since(&ep.id, None)
+        .await
+        .unwrap();
+    let later = now + chrono::Duration::seconds(60);
+    assert_eq!(
+        store
+            .endpoint_failing_since(&ep.id, later)
+            .await
+            .unwrap()
+            .timestamp_millis(),
+        later.timestamp_millis()
+    );
+}
+
 #[tokio::test]
 async fn closed_store_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();

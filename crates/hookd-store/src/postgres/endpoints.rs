@@ -231,7 +231,11 @@ pub(super) async fn set_failing_since(
     endpoint_id: &str,
     since: Option<DateTime<Utc>>,
 ) -> Result<()> {
-    sqlx::query("UPDATE endpoints SET failing_since = $1 WHERE id = $2")
+    // Unchanged rows are left alone (no new row version for a clock that is
+    // already stopped).
+    sqlx::query(
+        "UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS DISTINCT FROM $1",
+    )
         .bind(since.map(ms))
         .bind(endpoint_id)
         .execute(pool)

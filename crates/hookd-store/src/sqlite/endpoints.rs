@@ -199,6 +199,21 @@ pub(super) async fn set_failing_since(
     endpoint_id: &str,
     since: Option<DateTime<Utc>>,
 ) -> Result<()> {
+    // Stopping a clock that is not running is the common case (the first
+    // success on each endpoint after a start). A read needs no write lock, so
+    // it does not wait behind the group writer's transaction as any UPDATE,
+    // even one that matches nothing, would.
+    if since.is_none() {
+        let running: Option<bool> =
+            sqlx::query_scalar("SELECT failing_since IS NOT NULL FROM endpoints WHERE id = ?")
+                .bind(endpoint_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?;
+        if running != Some(true) {
+            return Ok(());
+        }
+    }
     sqlx::query("UPDATE endpoints SET failing_since = ? WHERE id = ?")
         .bind(since.map(ms))
         .bind(endpoint_id)
