@@ -59,6 +59,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut all = Vec::new();
     for name in &wanted {
+        settle().await;
         let figures = scenarios::run(name, &backends, scale, t0).await?;
         if !args.json {
             figures.print();
@@ -70,4 +71,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
+}
+
+/// Lets the last scenario's writes reach the disk before the next starts, so
+/// that the kernel flushing them (a fan-out run leaves ~100 MB behind) does
+/// not stall the next scenario's commits.
+async fn settle() {
+    let flushed = tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await;
+    if !matches!(flushed, Ok(Ok(status)) if status.success()) {
+        tracing::debug!("could not run sync between scenarios");
+    }
 }
