@@ -53,14 +53,18 @@ fn from_row(row: &SqliteRow) -> Result<Attempt> {
 const CHUNK: usize = 400;
 
 /// Inserts the attempts and updates their deliveries, a few hundred rows per
-/// statement. A missing delivery is `NotFound` (the caller's savepoint then
-/// rolls the attempts back).
+/// statement, all in one call to the database thread. A missing delivery is
+/// `NotFound` (the caller then rolls the attempts back).
 pub(super) async fn record(
     tx: &mut SqliteConnection,
     outcomes: &[(Attempt, Delivery)],
 ) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let mut qb = QueryBuilder::new("");
     for chunk in outcomes.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
+        qb.push(
             "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
              response_duration_ms, status, trigger_type, created_at) ",
         );
@@ -77,12 +81,19 @@ pub(super) async fn record(
                 .push_bind(attempt.trigger_type as i64)
                 .push_bind(ms(attempt.created_at));
         });
-        qb.build().execute(&mut *tx).await.map_err(db)?;
+        qb.push("; ");
     }
     let ds: Vec<&Delivery> = outcomes.iter().map(|(_, d)| d).collect();
-    // The same delivery may appear twice in one group; each id must match once.
-    let distinct: std::collections::HashSet<&str> = ds.iter().map(|d| d.id.as_str()).collect();
-    if deliveries::update_states(&mut *tx, &ds).await? < distinct.len() as u64 {
+    let distinct = deliveries::push_updates(&mut qb, &ds);
+    // An insert stores every row or fails, so what the statements changed
+    // beyond the attempts is the deliveries they matched.
+    let changed = qb
+        .build()
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    if changed < (outcomes.len() + distinct) as u64 {
         return Err(StoreError::NotFound);
     }
     Ok(())

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::codec::{ms, opt_ms, select_list, Cols};
 use super::error::db;
@@ -52,11 +52,12 @@ fn select(filter: &str) -> String {
 /// Rows per multi-row statement (well under SQLite's bound-parameter limit).
 const CHUNK: usize = 500;
 
-/// Inserts inside a caller's transaction (message creation fans out through
-/// this), a few hundred rows per statement.
-pub(super) async fn insert_many(conn: &mut SqliteConnection, ds: &[&Delivery]) -> Result<()> {
+/// Appends the inserts of `ds` to `qb`: one multi-row statement per chunk,
+/// each ended by `;`, so that they run with the caller's other statements in
+/// one call to the database thread.
+pub(super) fn push_inserts<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ds: &[&'a Delivery]) {
     for chunk in ds.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
+        qb.push(
             "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, updated_at) ",
         );
         qb.push_values(chunk, |mut b, d| {
@@ -70,17 +71,28 @@ pub(super) async fn insert_many(conn: &mut SqliteConnection, ds: &[&Delivery]) -
                 .push_bind(ms(d.created_at))
                 .push_bind(ms(d.updated_at));
         });
-        qb.build().execute(&mut *conn).await.map_err(db)?;
+        qb.push("; ");
     }
-    Ok(())
 }
 
-/// Writes the mutable state (status, attempt count, schedule) of many
-/// deliveries by id in one statement per chunk. Returns how many rows matched.
-pub(super) async fn update_states(conn: &mut SqliteConnection, ds: &[&Delivery]) -> Result<u64> {
-    let mut matched = 0;
-    for chunk in ds.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
+/// Appends the updates of the mutable state (status, attempt count,
+/// schedule) of `ds` by id to `qb`, one statement per chunk, each ended by
+/// `;`. Where a delivery appears more than once its last state is the one
+/// written (an `UPDATE ... FROM` with two rows for one target would pick
+/// either). Returns how many distinct deliveries the statements should match.
+pub(super) fn push_updates<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ds: &[&'a Delivery]) -> usize {
+    let mut last = std::collections::HashMap::with_capacity(ds.len());
+    for (i, d) in ds.iter().enumerate() {
+        last.insert(d.id.as_str(), i);
+    }
+    let latest: Vec<&Delivery> = ds
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| last.get(d.id.as_str()) == Some(i))
+        .map(|(_, d)| *d)
+        .collect();
+    for chunk in latest.chunks(CHUNK) {
+        qb.push(
             "UPDATE deliveries SET status = v.column2, attempts = v.column3, next_attempt = v.column4, \
              updated_at = v.column5 FROM (",
         );
@@ -91,15 +103,9 @@ pub(super) async fn update_states(conn: &mut SqliteConnection, ds: &[&Delivery])
                 .push_bind(opt_ms(d.next_attempt))
                 .push_bind(ms(d.updated_at));
         });
-        qb.push(") AS v WHERE deliveries.id = v.column1");
-        matched += qb
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?
-            .rows_affected();
+        qb.push(") AS v WHERE deliveries.id = v.column1; ");
     }
-    Ok(matched)
+    latest.len()
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: &str) -> Result<Option<Delivery>> {

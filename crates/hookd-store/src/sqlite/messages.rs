@@ -2,7 +2,9 @@
 
 use hookd_core::model::{Delivery, Message};
 use hookd_core::IdKind;
-use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::cache::EndpointCache;
 use super::codec::{ms, opt_json, Cols};
@@ -53,22 +55,61 @@ const CHUNK: usize = 400;
 /// message's deliveries in order. One failing row (say, a duplicate `eventId`)
 /// fails the whole call: the writer then retries the messages one by one.
 ///
-/// The message insert comes first so the transaction holds SQLite's write lock
-/// from its first statement: the endpoints read after it cannot change before
-/// the deliveries are written, and no read-to-write lock upgrade can fail.
+/// When every app's endpoints are in the cache, the fan-out is worked out
+/// first and all the inserts go to the database thread in one call. Otherwise
+/// the message insert goes first, so that the transaction holds SQLite's write
+/// lock before the endpoints are read: they cannot change before the
+/// deliveries are written, and no read-to-write lock upgrade can fail.
 pub(super) async fn create_many(
     conn: &mut SqliteConnection,
     msgs: &[&Message],
     cache: &EndpointCache,
 ) -> Result<Vec<Vec<Delivery>>> {
+    let mut lists = HashMap::new();
+    let all_cached = msgs.iter().all(|m| {
+        lists.contains_key(m.app_id.as_str())
+            || cache.cached(&m.app_id).is_some_and(|l| {
+                lists.insert(m.app_id.as_str(), l);
+                true
+            })
+    });
+    let mut qb = QueryBuilder::new("");
+    push_inserts(&mut qb, msgs)?;
+    if all_cached {
+        let fanouts = fanout::deliveries(msgs, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
+        let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
+        deliveries::push_inserts(&mut qb, &all);
+        qb.build().execute(&mut *conn).await.map_err(db)?;
+        return Ok(fanouts);
+    }
+    qb.build().execute(&mut *conn).await.map_err(db)?;
+    for msg in msgs {
+        if !lists.contains_key(msg.app_id.as_str()) {
+            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+            lists.insert(msg.app_id.as_str(), list);
+        }
+    }
+    let fanouts = fanout::deliveries(msgs, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
+    let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
+    if !all.is_empty() {
+        let mut qb = QueryBuilder::new("");
+        deliveries::push_inserts(&mut qb, &all);
+        qb.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(fanouts)
+}
+
+/// Appends the message inserts to `qb`, one multi-row statement per chunk,
+/// each ended by `;`.
+fn push_inserts<'a>(qb: &mut QueryBuilder<'a, Sqlite>, msgs: &[&'a Message]) -> Result<()> {
     for chunk in msgs.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new(
-            "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) ",
-        );
         let lists = chunk
             .iter()
             .map(|m| Ok((opt_json(m.channels.as_ref())?, opt_json(m.tags.as_ref())?)))
             .collect::<Result<Vec<_>>>()?;
+        qb.push(
+            "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) ",
+        );
         qb.push_values(chunk.iter().zip(lists), |mut b, (msg, (channels, tags))| {
             b.push_bind(&msg.id)
                 .push_bind(&msg.app_id)
@@ -80,20 +121,9 @@ pub(super) async fn create_many(
                 .push_bind(ms(msg.created_at))
                 .push_bind(msg.deliver_at.map(ms));
         });
-        qb.build().execute(&mut *conn).await.map_err(db)?;
+        qb.push("; ");
     }
-
-    let mut lists = std::collections::HashMap::new();
-    for msg in msgs {
-        if !lists.contains_key(msg.app_id.as_str()) {
-            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
-            lists.insert(msg.app_id.as_str(), list);
-        }
-    }
-    let fanouts = fanout::deliveries(msgs, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
-    let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
-    deliveries::insert_many(&mut *conn, &all).await?;
-    Ok(fanouts)
+    Ok(())
 }
 
 pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result<Option<Message>> {

@@ -288,6 +288,52 @@ pub async fn expunged_attempt_reads_back_without_response(store: DynStore) {
 /// Outcomes recorded at the same moment (the stores commit them as one group)
 /// each land with their delivery's new state, and a set naming a delivery that
 /// vanished fails alone and whole: every other set is stored.
+/// Two outcomes for one delivery in one call (a retry and then a success):
+/// both attempts are filed and the delivery ends in the later state, on
+/// every delivery of the call.
+pub async fn a_delivery_twice_in_one_record_keeps_its_last_state(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let mut outcomes = Vec::new();
+    let mut finals = Vec::new();
+    for _ in 0..20 {
+        let (_, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+        let d = &deliveries[0];
+        let at = now();
+        let retrying = Delivery {
+            status: MessageStatus::Pending,
+            attempts: 1,
+            next_attempt: Some(at + secs(5)),
+            updated_at: at,
+            ..d.clone()
+        };
+        let done = Delivery {
+            status: MessageStatus::Success,
+            attempts: 2,
+            next_attempt: None,
+            updated_at: at + secs(1),
+            ..d.clone()
+        };
+        outcomes.push((attempt_on(d, MessageStatus::Fail, 500, at), retrying));
+        outcomes.push((
+            attempt_on(d, MessageStatus::Success, 200, at + secs(1)),
+            done.clone(),
+        ));
+        finals.push(done);
+    }
+    store.record_attempts(&outcomes).await.unwrap();
+    for done in &finals {
+        assert_eq!(store.delivery(&done.id).await.unwrap().as_ref(), Some(done));
+    }
+    for (attempt, _) in &outcomes {
+        assert!(store
+            .attempt(&app.id, &attempt.msg_id, &attempt.id)
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
+
 pub async fn concurrent_records_fail_alone(store: DynStore) {
     let app = new_app(&store).await;
     new_endpoint(&store, &app.id, |_| {}).await;

@@ -63,6 +63,7 @@ macro_rules! conformance_tests {
             attempts::recording_an_attempt_updates_its_delivery,
             attempts::recording_an_attempt_for_a_missing_delivery_stores_nothing,
             attempts::concurrent_records_fail_alone,
+            attempts::a_delivery_twice_in_one_record_keeps_its_last_state,
             attempts::attempt_filters_select_by_status_code_class_and_message,
             attempts::attempts_page_newest_first,
             attempts::attempts_are_scoped_to_their_app_and_message,
