@@ -1,9 +1,9 @@
 //! Messages, and their fan-out into deliveries at creation.
 
-use hookd_core::model::{Delivery, Message};
-use hookd_core::IdKind;
 use std::collections::HashMap;
 
+use hookd_core::model::{Delivery, Message};
+use hookd_core::IdKind;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::cache::EndpointCache;
@@ -75,25 +75,21 @@ pub(super) async fn create_many(
     });
     let mut qb = QueryBuilder::new("");
     push_inserts(&mut qb, msgs)?;
-    if all_cached {
-        let fanouts = fanout::deliveries(msgs, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
-        let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
-        deliveries::push_inserts(&mut qb, &all);
+    if !all_cached {
         qb.build().execute(&mut *conn).await.map_err(db)?;
-        return Ok(fanouts);
-    }
-    qb.build().execute(&mut *conn).await.map_err(db)?;
-    for msg in msgs {
-        if !lists.contains_key(msg.app_id.as_str()) {
-            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
-            lists.insert(msg.app_id.as_str(), list);
+        for msg in msgs {
+            if !lists.contains_key(msg.app_id.as_str()) {
+                let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+                lists.insert(msg.app_id.as_str(), list);
+            }
         }
+        qb = QueryBuilder::new("");
     }
     let fanouts = fanout::deliveries(msgs, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
-    if !all.is_empty() {
-        let mut qb = QueryBuilder::new("");
-        deliveries::push_inserts(&mut qb, &all);
+    deliveries::push_inserts(&mut qb, &all);
+    // Empty only when the messages went in already and fan out to nothing.
+    if all_cached || !all.is_empty() {
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
     Ok(fanouts)
