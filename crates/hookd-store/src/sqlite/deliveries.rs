@@ -249,11 +249,32 @@ pub(super) async fn failed(
     since: DateTime<Utc>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<Delivery>> {
+    let rows = failed_query(app_id, endpoint_id, since, until)
+        .build()
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The endpoint's failed deliveries created in the window. `status <> 0` adds
+/// nothing to `status = fail` but the partial index's own condition, without
+/// which SQLite would not read that index and would walk every delivery the
+/// endpoint ever had.
+fn failed_query<'a>(
+    app_id: &'a str,
+    endpoint_id: &'a str,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> QueryBuilder<'a, Sqlite> {
     let mut qb = QueryBuilder::new(select("app_id = "));
     qb.push_bind(app_id)
         .push(" AND endpoint_id = ")
         .push_bind(endpoint_id)
-        .push(" AND status = ")
+        .push(format_args!(
+            " AND status <> {} AND status = ",
+            MessageStatus::Success.as_i64()
+        ))
         .push_bind(MessageStatus::Fail.as_i64())
         .push(" AND created_at >= ")
         .push_bind(ms(since));
@@ -261,6 +282,37 @@ pub(super) async fn failed(
         qb.push(" AND created_at < ").push_bind(ms(until));
     }
     qb.push(" ORDER BY id ASC");
-    let rows = qb.build().fetch_all(pool).await.map_err(db)?;
-    rows.iter().map(from_row).collect()
+    qb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::SqliteStore;
+
+    /// Recover must read the index of unsettled deliveries, not walk all of an
+    /// endpoint's deliveries: it would still answer correctly, only slowly.
+    #[tokio::test]
+    async fn recover_reads_the_index_of_unsettled_deliveries() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let now = Utc::now();
+        let q = failed_query("app_1", "ep_1", now, Some(now));
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", q.sql()))
+                .bind("app_1")
+                .bind("ep_1")
+                .bind(MessageStatus::Fail.as_i64())
+                .bind(ms(now))
+                .bind(ms(now))
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, s)| s.as_str()).collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX deliveries_endpoint_unsettled")),
+            "{steps:?}"
+        );
+    }
 }
