@@ -49,6 +49,9 @@ pub(crate) trait GroupWrites: Send + Sync + 'static {
 
     /// The backend's mapping of driver errors.
     fn error(e: sqlx::Error) -> StoreError;
+
+    /// Called after each group's transaction has ended.
+    fn committed(&self) {}
 }
 
 enum Op {
@@ -149,6 +152,7 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
         for d in done {
             d.answer(failure.as_ref());
         }
+        backend.committed();
     }
 }
 

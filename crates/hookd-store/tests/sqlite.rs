@@ -110,6 +110,36 @@ async fn stopping_a_stopped_failing_clock_needs_no_write_lock() {
     );
 }
 
+/// Commits leave their pages in the WAL; a task of the store's own copies
+/// them into the database file soon after, so that the group writer never
+/// stops to do it (its own checkpoint waits for a WAL far larger than this).
+#[tokio::test]
+async fn commits_are_checkpointed_into_the_file_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookd.db");
+    let store: DynStore = Arc::new(
+        SqliteStore::open(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    let before = std::fs::metadata(&path).unwrap().len();
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    for _ in 0..20 {
+        send(&store, &app.id, "user.created", |_| {}).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut size = before;
+    while size <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        size = std::fs::metadata(&path).unwrap().len();
+    }
+    assert!(
+        size > before,
+        "the database file stayed at {before} bytes: nothing was checkpointed"
+    );
+}
+
 #[tokio::test]
 async fn closed_store_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();

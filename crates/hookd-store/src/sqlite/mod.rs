@@ -5,6 +5,7 @@
 mod apps;
 mod attempts;
 mod cache;
+mod checkpoint;
 mod codec;
 mod deliveries;
 mod endpoints;
@@ -51,6 +52,8 @@ pub struct SqliteStore {
     writer: crate::group::Writer,
     endpoints: Arc<cache::EndpointCache>,
     apps: crate::recent::Recent<Application>,
+    /// Copies the WAL back into the file after commits (file databases only).
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SqliteStore {
@@ -67,7 +70,8 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Full)
             // Savepoints (one per grouped write) keep their undo pages in memory.
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES);
         let pool_options = if in_memory {
             // Every connection to `:memory:` would see its own empty database, so
             // there is exactly one, and it is never recycled (that would drop the data).
@@ -104,10 +108,16 @@ impl SqliteStore {
             other => StoreError::Other(Box::new(other)),
         })?;
         let endpoints = Arc::new(cache::EndpointCache::default());
+        // An in-memory database has no WAL to copy back.
+        let commits = (!in_memory).then(|| Arc::new(tokio::sync::Notify::new()));
+        let checkpointer = commits
+            .clone()
+            .map(|commits| checkpoint::spawn(pool.clone(), commits));
         let writer = crate::group::Writer::spawn(
             pool.clone(),
             writer::SqliteWrites {
                 cache: endpoints.clone(),
+                commits,
             },
         );
         Ok(Self {
@@ -115,13 +125,26 @@ impl SqliteStore {
             writer,
             endpoints,
             apps: crate::recent::apps(None),
+            checkpointer,
         })
     }
 
     /// Waits for in-flight queries and closes every connection, checkpointing
     /// the WAL; later calls fail as unavailable.
     pub async fn close(&self) {
+        if let Some(task) = &self.checkpointer {
+            task.abort();
+        }
         self.pool.close().await;
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Its pool handle would otherwise keep the connections open.
+        if let Some(task) = &self.checkpointer {
+            task.abort();
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hookd_core::model::{Attempt, Delivery, Message};
 use sqlx::{Sqlite, SqliteConnection};
+use tokio::sync::Notify;
 
 use super::cache::EndpointCache;
 use super::{attempts, error, messages};
@@ -14,6 +15,8 @@ use crate::{Result, StoreError};
 
 pub(super) struct SqliteWrites {
     pub(super) cache: Arc<EndpointCache>,
+    /// Wakes the background checkpointer (`super::checkpoint`), if any.
+    pub(super) commits: Option<Arc<Notify>>,
 }
 
 #[async_trait]
@@ -38,5 +41,11 @@ impl GroupWrites for SqliteWrites {
 
     fn error(e: sqlx::Error) -> StoreError {
         error::db(e)
+    }
+
+    fn committed(&self) {
+        if let Some(commits) = &self.commits {
+            commits.notify_one();
+        }
     }
 }
