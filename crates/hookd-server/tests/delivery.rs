@@ -591,6 +591,33 @@ async fn scheduled_retries_survive_a_restart() {
     srv.stop().await;
 }
 
+/// A retry reads the message back from the store; once its content has been
+/// expunged there is nothing to send, so the delivery is canceled, not sent.
+#[tokio::test]
+async fn a_retry_of_an_expunged_message_is_canceled_not_sent() {
+    let rx = Receiver::start(|_| Reply::status(500)).await;
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("1").unwrap().with_jitter(0.0)
+    })
+    .await;
+    let app = srv.app("expunged").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let msg = srv.send(&app, "a.b", json!({"secret": "gone soon"})).await;
+    rx.wait_for(1, WAIT).await;
+    let (s, b) = srv
+        .call("DELETE", &format!("/app/{app}/msg/{msg}/content"), None)
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let stats = eventually(WAIT, || async {
+        let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
+        (s["canceled"] == 1).then_some(s)
+    })
+    .await;
+    assert!(stats.is_some(), "the retry was not canceled");
+    assert_eq!(rx.hits().len(), 1, "the retry was sent after the expunge");
+}
+
 #[tokio::test]
 async fn svix_header_family_can_be_chosen_per_deployment() {
     let srv = TestServer::start_with(|s| {

@@ -151,6 +151,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- deliveries ---------------------------------------------------------
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>>;
+    /// A delivery and its message, read together (one round trip where
+    /// [`Store::delivery`] and then [`Store::message_by_key`] would take two).
+    async fn delivery_with_message(&self, id: &str) -> Result<Option<(Delivery, Message)>>;
     async fn delivery_for(&self, msg_id: &str, endpoint_id: &str) -> Result<Option<Delivery>>;
     /// The message's deliveries with their endpoints; the cursor is an endpoint id.
     async fn list_message_destinations(

@@ -252,7 +252,10 @@ impl Engine {
                 }));
             }
         }
-        let Some(mut delivery) = self.store.delivery(&task.delivery_id).await? else {
+        // One read for both: each is a round trip (to SQLite's thread, or
+        // across the network), and a backlog drains one task at a time.
+        let Some((mut delivery, msg)) = self.store.delivery_with_message(&task.delivery_id).await?
+        else {
             return Ok(None);
         };
         let pending = matches!(
@@ -275,24 +278,19 @@ impl Engine {
             self.store.upsert_delivery(&delivery).await?;
             return Ok(None);
         }
-        let msg = self
-            .store
-            .message_by_key(&task.app_id, &task.msg_id)
-            .await?;
-        match msg.filter(|m| m.payload.is_some()) {
-            Some(msg) => Ok(Some(Going {
-                lease: lease.clone(),
-                delivery,
-                msg: Arc::new(msg),
-            })),
-            None => {
-                delivery.status = MessageStatus::Canceled;
-                delivery.next_attempt = None;
-                delivery.updated_at = model::now();
-                self.store.upsert_delivery(&delivery).await?;
-                Ok(None)
-            }
+        if msg.payload.is_none() {
+            // Expunged: there is nothing left to send.
+            delivery.status = MessageStatus::Canceled;
+            delivery.next_attempt = None;
+            delivery.updated_at = model::now();
+            self.store.upsert_delivery(&delivery).await?;
+            return Ok(None);
         }
+        Ok(Some(Going {
+            lease: lease.clone(),
+            delivery,
+            msg: Arc::new(msg),
+        }))
     }
 
     fn settle_scheduled(

@@ -196,11 +196,7 @@ pub(super) async fn endpoint_messages(
     filter: &MessageFilter,
     page: &PageReq,
 ) -> Result<Vec<(Delivery, Message)>> {
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {}, {} FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.app_id = ",
-        select_list("d", "d_", COLUMNS),
-        select_list("m", "m_", messages::COLUMNS),
-    ));
+    let mut qb = QueryBuilder::new(with_message_select("d.app_id = "));
     qb.push_bind(app_id)
         .push(" AND d.endpoint_id = ")
         .push_bind(endpoint_id);
@@ -216,14 +212,34 @@ pub(super) async fn endpoint_messages(
     time_window(&mut qb, "m.created_at", filter.before, filter.after);
     paginate(&mut qb, "d.msg_id", page);
     let rows = qb.build().fetch_all(pool).await.map_err(db)?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                from_cols(&Cols::prefixed(r, "d_"))?,
-                messages::from_cols(&Cols::prefixed(r, "m_"))?,
-            ))
-        })
-        .collect()
+    rows.iter().map(with_message_from).collect()
+}
+
+/// A delivery and its message in one query: what the dispatcher needs for a
+/// task that carries neither.
+pub(super) async fn with_message(pool: &PgPool, id: &str) -> Result<Option<(Delivery, Message)>> {
+    let row = sqlx::query(&with_message_select("d.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(with_message_from).transpose()
+}
+
+/// Deliveries joined to their messages (`d` and `m`), where `filter` holds.
+fn with_message_select(filter: &str) -> String {
+    format!(
+        "SELECT {}, {} FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE {filter}",
+        select_list("d", "d_", COLUMNS),
+        select_list("m", "m_", messages::COLUMNS),
+    )
+}
+
+fn with_message_from(r: &PgRow) -> Result<(Delivery, Message)> {
+    Ok((
+        from_cols(&Cols::prefixed(r, "d_"))?,
+        messages::from_cols(&Cols::prefixed(r, "m_"))?,
+    ))
 }
 
 /// Pending and sending rows alike: a delivery left `Sending` by a crash is

@@ -292,6 +292,10 @@ impl Store for PgStore {
         deliveries::get(&self.pool, id).await
     }
 
+    async fn delivery_with_message(&self, id: &str) -> Result<Option<(Delivery, Message)>> {
+        deliveries::with_message(&self.pool, id).await
+    }
+
     async fn delivery_for(&self, msg_id: &str, endpoint_id: &str) -> Result<Option<Delivery>> {
         deliveries::get_for(&self.pool, msg_id, endpoint_id).await
     }

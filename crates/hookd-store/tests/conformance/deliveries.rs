@@ -38,6 +38,49 @@ pub async fn deliveries_are_found_by_id_and_by_message_and_endpoint(store: DynSt
     );
 }
 
+/// The dispatcher's one read for a task that carries nothing: the delivery's
+/// current state with its message, whose payload may since have been expunged.
+pub async fn a_delivery_is_read_with_its_message(store: DynStore) {
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let (msg, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    let (other, _) = send(&store, &app.id, "user.deleted", |_| {}).await;
+    assert_eq!(deliveries.len(), 2);
+    for d in &deliveries {
+        assert_eq!(
+            store.delivery_with_message(&d.id).await.unwrap(),
+            Some((d.clone(), msg.clone()))
+        );
+    }
+
+    let sent = with_status(&deliveries[0], MessageStatus::Success);
+    store.upsert_delivery(&sent).await.unwrap();
+    assert!(store
+        .expunge_message_content(&app.id, &msg.id)
+        .await
+        .unwrap());
+    let (d, m) = store
+        .delivery_with_message(&sent.id)
+        .await
+        .unwrap()
+        .expect("the delivery is still there");
+    assert_eq!(d.status, MessageStatus::Success);
+    assert_eq!(
+        (m.id.as_str(), m.payload.as_deref()),
+        (msg.id.as_str(), None)
+    );
+    assert_ne!(m.id, other.id);
+
+    assert_eq!(
+        store
+            .delivery_with_message(&new_id(IdKind::Destination))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 pub async fn message_destinations_pair_deliveries_with_endpoints_in_pages(store: DynStore) {
     let app = new_app(&store).await;
     let mut endpoints = Vec::new();
