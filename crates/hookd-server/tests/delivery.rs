@@ -416,6 +416,67 @@ async fn recover_requeues_failed_messages_and_reports_its_status() {
     );
 }
 
+/// Recover reads the failed deliveries a page (500) at a time; one more than
+/// a page must all come back.
+#[tokio::test]
+async fn recover_reaches_past_its_first_page() {
+    const N: usize = 501;
+    let srv =
+        TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = healthy.clone();
+    let rx = Receiver::start(move |_| {
+        if h.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::ok()
+        } else {
+            Reply::status(503)
+        }
+    })
+    .await;
+    let app = srv.app("recover-pages").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    for i in 0..N {
+        srv.send(&app, "a.b", json!({"i": i})).await;
+    }
+    eventually(WAIT, || async {
+        let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
+        (s["fail"] == N).then_some(())
+    })
+    .await
+    .expect("every delivery failed");
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (s, task) = srv
+        .post(
+            &format!("/app/{app}/endpoint/{ep_id}/recover"),
+            json!({"since": since}),
+        )
+        .await;
+    assert_eq!(s, 202, "{task}");
+    let finished = eventually(WAIT, || async {
+        let (_, t) = srv
+            .get(&format!(
+                "/background-task/{}",
+                task["id"].as_str().unwrap()
+            ))
+            .await;
+        (t["status"] == "finished").then_some(t)
+    })
+    .await
+    .expect("recover task finishes");
+    assert_eq!(finished["data"]["recovered"], N);
+    let stats = eventually(WAIT, || async {
+        let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
+        (s["success"] == N).then_some(s)
+    })
+    .await;
+    assert!(
+        stats.is_some(),
+        "every recovered delivery ends as a success"
+    );
+}
+
 #[tokio::test]
 async fn disabled_endpoint_gets_nothing_and_reenabling_does_not_flood_it() {
     let srv = TestServer::start().await;

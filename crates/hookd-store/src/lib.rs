@@ -189,13 +189,16 @@ pub trait Store: Send + Sync + 'static {
         self.record_attempts(&[(attempt.clone(), delivery.clone())])
             .await
     }
-    /// Failed deliveries of an endpoint created in the window (for recover).
+    /// Failed deliveries of an endpoint created in the window (for recover),
+    /// in id order: at most `limit` of them, those after the id `after`.
     async fn list_failed_deliveries(
         &self,
         app_id: &str,
         endpoint_id: &str,
         since: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
+        after: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<Delivery>>;
 
     // --- attempts -----------------------------------------------------------

@@ -153,6 +153,9 @@ async fn recover(
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
+/// Failed deliveries read and re-queued together by a recover.
+const RECOVER_PAGE: u32 = 500;
+
 async fn run_recover(
     state: AppState,
     task: BackgroundTask,
@@ -162,20 +165,42 @@ async fn run_recover(
     until: Option<DateTime<Utc>>,
 ) {
     let result: hookd_store::Result<usize> = async {
-        let failed = state
-            .store
-            .list_failed_deliveries(&app_id, &ep_id, since, until)
-            .await?;
-        let mut requeued = Vec::with_capacity(failed.len());
-        for mut d in failed {
-            d.status = MessageStatus::Pending;
-            d.attempts = 0;
-            d.next_attempt = Some(model::now());
-            d.updated_at = model::now();
-            requeued.push(state.store.upsert_delivery(&d).await?);
+        // A page at a time, so that recovering a long outage holds one page in
+        // memory and the first recovered deliveries go out while the rest are
+        // still being read. The cursor only moves forward, and a recovered
+        // delivery leaves the failed set, so each one is recovered once.
+        let mut after: Option<String> = None;
+        let mut recovered = 0;
+        loop {
+            let page = state
+                .store
+                .list_failed_deliveries(
+                    &app_id,
+                    &ep_id,
+                    since,
+                    until,
+                    after.as_deref(),
+                    RECOVER_PAGE,
+                )
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            let full = page.len() == RECOVER_PAGE as usize;
+            let mut requeued = Vec::with_capacity(page.len());
+            for mut d in page {
+                d.status = MessageStatus::Pending;
+                d.attempts = 0;
+                d.next_attempt = Some(model::now());
+                d.updated_at = model::now();
+                requeued.push(state.store.upsert_delivery(&d).await?);
+            }
+            state.enqueue(&requeued, false).await;
+            recovered += requeued.len();
+            if !full {
+                break;
+            }
         }
-        state.enqueue(&requeued, false).await;
-        Ok(requeued.len())
+        Ok(recovered)
     }
     .await;
     finish_task(&state, task, result.map(|n| n as u64), "recovered").await;

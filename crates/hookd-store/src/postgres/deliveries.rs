@@ -295,8 +295,9 @@ pub(super) async fn failed(
     pool: &PgPool,
     app_id: &str,
     endpoint_id: &str,
-    since: DateTime<Utc>,
-    until: Option<DateTime<Utc>>,
+    (since, until): (DateTime<Utc>, Option<DateTime<Utc>>),
+    after: Option<&str>,
+    limit: u32,
 ) -> Result<Vec<Delivery>> {
     let mut qb = QueryBuilder::new(select("app_id = "));
     qb.push_bind(app_id)
@@ -309,7 +310,11 @@ pub(super) async fn failed(
     if let Some(until) = until {
         qb.push(" AND created_at < ").push_bind(ms(until));
     }
-    qb.push(" ORDER BY id ASC");
+    if let Some(after) = after {
+        qb.push(" AND id > ").push_bind(after);
+    }
+    qb.push(" ORDER BY id ASC LIMIT ")
+        .push_bind(i64::from(limit));
     let rows = qb.build().fetch_all(pool).await.map_err(db)?;
     rows.iter().map(from_row).collect()
 }

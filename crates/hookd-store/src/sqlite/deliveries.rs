@@ -265,10 +265,11 @@ pub(super) async fn failed(
     pool: &SqlitePool,
     app_id: &str,
     endpoint_id: &str,
-    since: DateTime<Utc>,
-    until: Option<DateTime<Utc>>,
+    window: (DateTime<Utc>, Option<DateTime<Utc>>),
+    after: Option<&str>,
+    limit: u32,
 ) -> Result<Vec<Delivery>> {
-    let rows = failed_query(app_id, endpoint_id, since, until)
+    let rows = failed_query(app_id, endpoint_id, window, after, limit)
         .build()
         .fetch_all(pool)
         .await
@@ -276,15 +277,17 @@ pub(super) async fn failed(
     rows.iter().map(from_row).collect()
 }
 
-/// The endpoint's failed deliveries created in the window. `status <> 0` adds
+/// A page of the endpoint's failed deliveries created in the window, in id
+/// order. `status <> 0` adds
 /// nothing to `status = fail` but the partial index's own condition, without
 /// which SQLite would not read that index and would walk every delivery the
 /// endpoint ever had.
 fn failed_query<'a>(
     app_id: &'a str,
     endpoint_id: &'a str,
-    since: DateTime<Utc>,
-    until: Option<DateTime<Utc>>,
+    (since, until): (DateTime<Utc>, Option<DateTime<Utc>>),
+    after: Option<&'a str>,
+    limit: u32,
 ) -> QueryBuilder<'a, Sqlite> {
     let mut qb = QueryBuilder::new(select("app_id = "));
     qb.push_bind(app_id)
@@ -300,7 +303,11 @@ fn failed_query<'a>(
     if let Some(until) = until {
         qb.push(" AND created_at < ").push_bind(ms(until));
     }
-    qb.push(" ORDER BY id ASC");
+    if let Some(after) = after {
+        qb.push(" AND id > ").push_bind(after);
+    }
+    qb.push(" ORDER BY id ASC LIMIT ")
+        .push_bind(i64::from(limit));
     qb
 }
 
@@ -315,7 +322,7 @@ mod tests {
     async fn recover_reads_the_index_of_unsettled_deliveries() {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         let now = Utc::now();
-        let q = failed_query("app_1", "ep_1", now, Some(now));
+        let q = failed_query("app_1", "ep_1", (now, Some(now)), Some("msg_1"), 10);
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", q.sql()))
                 .bind("app_1")
@@ -323,6 +330,8 @@ mod tests {
                 .bind(MessageStatus::Fail.as_i64())
                 .bind(ms(now))
                 .bind(ms(now))
+                .bind("msg_1")
+                .bind(10_i64)
                 .fetch_all(&store.pool)
                 .await
                 .unwrap();

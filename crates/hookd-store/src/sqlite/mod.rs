@@ -376,8 +376,18 @@ impl Store for SqliteStore {
         endpoint_id: &str,
         since: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
+        after: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<Delivery>> {
-        deliveries::failed(&self.pool, app_id, endpoint_id, since, until).await
+        deliveries::failed(
+            &self.pool,
+            app_id,
+            endpoint_id,
+            (since, until),
+            after,
+            limit,
+        )
+        .await
     }
 
     async fn list_attempts(

@@ -371,6 +371,8 @@ pub async fn failed_deliveries_are_listed_within_the_window(store: DynStore) {
                     &ep_id,
                     t0 + secs(since),
                     until.map(|u| t0 + secs(u)),
+                    None,
+                    100,
                 )
                 .await
                 .unwrap();
@@ -385,8 +387,24 @@ pub async fn failed_deliveries_are_listed_within_the_window(store: DynStore) {
     assert_eq!(failed(0, Some(3)).await, ids(&[0, 1]), "until is exclusive");
     assert_eq!(failed(4, None).await, ids(&[]));
     let theirs = store
-        .list_failed_deliveries(&app.id, &other.id, t0, None)
+        .list_failed_deliveries(&app.id, &other.id, t0, None, None, 100)
         .await
         .unwrap();
     assert_eq!(theirs.len(), 3);
+
+    // Recover walks the window a page at a time, in id order.
+    let all = ids(&[0, 1, 3]);
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..all.len() + 1 {
+        let page = store
+            .list_failed_deliveries(&app.id, &ep.id, t0, None, after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2, "a page holds at most the limit");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        walked.extend(page.into_iter().map(|d| d.id));
+    }
+    assert_eq!(walked, all, "pages cover the window once, in id order");
 }
