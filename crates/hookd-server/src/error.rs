@@ -106,6 +106,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(msg) => Self::Conflict(msg),
             StoreError::NotFound => Self::NotFound("Entity not found".into()),
+            StoreError::Invalid(msg) => Self::Validation(vec![FieldError::body(&[], msg)]),
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 Self::Unavailable("the database is unavailable; retry shortly".into())
@@ -127,5 +128,27 @@ impl IntoResponse for ApiError {
             other => serde_json::json!({ "code": code, "detail": other.to_string() }),
         };
         (status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value the store cannot hold is the caller's mistake: a Svix-shaped
+    /// 422 that says what was wrong, not a 500.
+    #[tokio::test]
+    async fn a_value_the_store_cannot_hold_is_a_validation_error() {
+        let text = "text values cannot contain the NUL character (\\u0000)";
+        let resp = ApiError::from(StoreError::Invalid(text.into())).into_response();
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"detail": [{"loc": ["body"], "msg": text, "type": "value_error"}]})
+        );
     }
 }

@@ -340,6 +340,7 @@ fn clone_err(e: &StoreError) -> StoreError {
     match e {
         StoreError::Unavailable(inner) => StoreError::Unavailable(inner.to_string().into()),
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
         StoreError::NotFound => StoreError::NotFound,
         StoreError::Other(inner) => StoreError::Other(inner.to_string().into()),
     }

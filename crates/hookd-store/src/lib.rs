@@ -29,6 +29,10 @@ pub enum StoreError {
     /// The record the write refers to does not exist.
     #[error("not found")]
     NotFound,
+    /// The backend cannot store a value of the request (PostgreSQL's text
+    /// cannot hold the NUL character); the text says what. Nothing was written.
+    #[error("{0}")]
+    Invalid(String),
     /// The backend could not be reached; callers answer 503 and retry later.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

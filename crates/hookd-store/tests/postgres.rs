@@ -376,6 +376,37 @@ async fn attempt_responses_keep_nul_characters() {
     );
 }
 
+/// PostgreSQL's text cannot hold the NUL character. A name or an event type
+/// holding one is refused as invalid (the API's 422), not a server error, and
+/// nothing is written; the group writer's fallback keeps it from failing the
+/// writes grouped with it.
+#[tokio::test]
+async fn text_with_a_nul_character_is_invalid_and_changes_nothing() {
+    let Some((store, _schema)) = fresh().await else {
+        return;
+    };
+    let bad_app = conformance::app_named("bad\u{0}name");
+    let refused = store.create_app(&bad_app).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(text)) if text.contains("NUL")),
+        "{refused:?}"
+    );
+    assert_eq!(store.app_by_key(&bad_app.id).await.unwrap(), None);
+
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    let bad = message_for(&app.id, "user.\u{0}created");
+    let good = message_for(&app.id, "user.created");
+    let (bad_result, good_result) =
+        tokio::join!(store.create_message(&bad), store.create_message(&good));
+    assert!(
+        matches!(bad_result, Err(StoreError::Invalid(_))),
+        "{bad_result:?}"
+    );
+    assert_eq!(good_result.expect("the good message is stored").len(), 1);
+    assert_eq!(store.message_by_key(&app.id, &bad.id).await.unwrap(), None);
+}
+
 /// Listings page by comparing keys, and the API's cursors assume bytewise
 /// order (`A` < `_` < `a`), which a database's default collation (often
 /// `en_US.UTF-8`) does not give. Every key column is declared `COLLATE "C"`;

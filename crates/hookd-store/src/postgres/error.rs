@@ -21,6 +21,10 @@ const TRANSIENT_CODES: [&str; 8] = [
     "25006", // read_only_sql_transaction: connected to a standby after a failover
 ];
 
+/// character_not_in_repertoire: what PostgreSQL answers to a text value
+/// holding the NUL character, which its text type cannot store (SQLite can).
+const NUL_IN_TEXT: &str = "22021";
+
 /// `08`: connection exceptions; `53`: insufficient resources (disk full, out of
 /// memory, too many connections).
 const TRANSIENT_CLASSES: [&str; 2] = ["08", "53"];
@@ -32,6 +36,9 @@ pub(super) fn db(err: sqlx::Error) -> StoreError {
                 StoreError::Conflict(conflict_message(d.constraint(), d.message()))
             }
             ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+            _ if d.code().as_deref() == Some(NUL_IN_TEXT) => {
+                StoreError::Invalid("text values cannot contain the NUL character (\\u0000)".into())
+            }
             _ if is_transient(d.as_ref()) => StoreError::Unavailable(Box::new(err)),
             _ => StoreError::Other(Box::new(err)),
         },
