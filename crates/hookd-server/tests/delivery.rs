@@ -354,10 +354,8 @@ async fn resend_sends_again_as_a_manual_attempt() {
     assert!(manual.is_some(), "resend is recorded as a manual attempt");
 }
 
-#[tokio::test]
-async fn recover_requeues_failed_messages_and_reports_its_status() {
-    let srv =
-        TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
+/// A receiver that answers 503 until the returned switch is turned on, then 200.
+async fn failing_until_healed() -> (std::sync::Arc<std::sync::atomic::AtomicBool>, Receiver) {
     let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let h = healthy.clone();
     let rx = Receiver::start(move |_| {
@@ -368,6 +366,43 @@ async fn recover_requeues_failed_messages_and_reports_its_status() {
         }
     })
     .await;
+    (healthy, rx)
+}
+
+/// Asks for a recover of the endpoint since `since` and waits for the task to
+/// finish; returns the finished task.
+async fn recover_and_wait(
+    srv: &TestServer,
+    app: &str,
+    ep_id: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
+    let (s, task) = srv
+        .post(
+            &format!("/app/{app}/endpoint/{ep_id}/recover"),
+            json!({"since": since}),
+        )
+        .await;
+    assert_eq!(s, 202, "{task}");
+    assert_eq!(task["task"], "endpoint.recover");
+    eventually(WAIT, || async {
+        let (_, t) = srv
+            .get(&format!(
+                "/background-task/{}",
+                task["id"].as_str().unwrap()
+            ))
+            .await;
+        (t["status"] == "finished").then_some(t)
+    })
+    .await
+    .expect("recover task finishes")
+}
+
+#[tokio::test]
+async fn recover_requeues_failed_messages_and_reports_its_status() {
+    let srv =
+        TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
+    let (healthy, rx) = failing_until_healed().await;
     let app = srv.app("recover").await;
     let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
     let ep_id = ep["id"].as_str().unwrap();
@@ -383,26 +418,8 @@ async fn recover_requeues_failed_messages_and_reports_its_status() {
     .await
     .expect("three failed deliveries");
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (s, task) = srv
-        .post(
-            &format!("/app/{app}/endpoint/{ep_id}/recover"),
-            json!({"since": since}),
-        )
-        .await;
-    assert_eq!(s, 202, "{task}");
-    assert_eq!(task["task"], "endpoint.recover");
+    let finished = recover_and_wait(&srv, &app, ep_id, since).await;
     rx.wait_for(6, WAIT).await;
-    let finished = eventually(WAIT, || async {
-        let (_, t) = srv
-            .get(&format!(
-                "/background-task/{}",
-                task["id"].as_str().unwrap()
-            ))
-            .await;
-        (t["status"] == "finished").then_some(t)
-    })
-    .await
-    .expect("recover task finishes");
     assert_eq!(finished["data"]["recovered"], 3);
     // The receiver has answered all three; each outcome is filed just after.
     let stats = eventually(WAIT, || async {
@@ -423,16 +440,7 @@ async fn recover_reaches_past_its_first_page() {
     const N: usize = 501;
     let srv =
         TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
-    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let h = healthy.clone();
-    let rx = Receiver::start(move |_| {
-        if h.load(std::sync::atomic::Ordering::SeqCst) {
-            Reply::ok()
-        } else {
-            Reply::status(503)
-        }
-    })
-    .await;
+    let (healthy, rx) = failing_until_healed().await;
     let app = srv.app("recover-pages").await;
     let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
     let ep_id = ep["id"].as_str().unwrap();
@@ -447,25 +455,9 @@ async fn recover_reaches_past_its_first_page() {
     .await
     .expect("every delivery failed");
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (s, task) = srv
-        .post(
-            &format!("/app/{app}/endpoint/{ep_id}/recover"),
-            json!({"since": since}),
-        )
-        .await;
-    assert_eq!(s, 202, "{task}");
-    let finished = eventually(WAIT, || async {
-        let (_, t) = srv
-            .get(&format!(
-                "/background-task/{}",
-                task["id"].as_str().unwrap()
-            ))
-            .await;
-        (t["status"] == "finished").then_some(t)
-    })
-    .await
-    .expect("recover task finishes");
+    let finished = recover_and_wait(&srv, &app, ep_id, since).await;
     assert_eq!(finished["data"]["recovered"], N);
+    rx.wait_for(2 * N, WAIT).await;
     let stats = eventually(WAIT, || async {
         let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
         (s["success"] == N).then_some(s)

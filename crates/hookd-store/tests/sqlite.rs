@@ -24,6 +24,18 @@ async fn fresh() -> Option<(DynStore, TempDir)> {
 
 conformance_tests!(fresh);
 
+/// A store on a new file, with the file's path and the directory's guard.
+async fn on_a_file() -> (DynStore, std::path::PathBuf, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookd.db");
+    let store: DynStore = Arc::new(
+        SqliteStore::open(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    (store, path, dir)
+}
+
 #[tokio::test]
 async fn data_survives_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,13 +76,7 @@ async fn data_survives_reopening_the_file() {
 #[tokio::test]
 async fn stopping_a_stopped_failing_clock_needs_no_write_lock() {
     use sqlx::Connection;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hookd.db");
-    let store: DynStore = Arc::new(
-        SqliteStore::open(&format!("sqlite:{}", path.display()))
-            .await
-            .unwrap(),
-    );
+    let (store, path, _dir) = on_a_file().await;
     let app = new_app(&store).await;
     let ep = new_endpoint(&store, &app.id, |_| {}).await;
 
@@ -115,13 +121,7 @@ async fn stopping_a_stopped_failing_clock_needs_no_write_lock() {
 /// stops to do it (its own checkpoint waits for a WAL far larger than this).
 #[tokio::test]
 async fn commits_are_checkpointed_into_the_file_in_the_background() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hookd.db");
-    let store: DynStore = Arc::new(
-        SqliteStore::open(&format!("sqlite:{}", path.display()))
-            .await
-            .unwrap(),
-    );
+    let (store, path, _dir) = on_a_file().await;
     let before = std::fs::metadata(&path).unwrap().len();
     let app = new_app(&store).await;
     new_endpoint(&store, &app.id, |_| {}).await;
