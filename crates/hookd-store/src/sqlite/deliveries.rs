@@ -278,10 +278,9 @@ pub(super) async fn failed(
 }
 
 /// A page of the endpoint's failed deliveries created in the window, in id
-/// order. `status <> 0` adds
-/// nothing to `status = fail` but the partial index's own condition, without
-/// which SQLite would not read that index and would walk every delivery the
-/// endpoint ever had.
+/// order. `status <> 0` adds nothing to `status = fail` but the partial
+/// index's own condition, without which SQLite would not read that index and
+/// would walk every delivery the endpoint ever had.
 fn failed_query<'a>(
     app_id: &'a str,
     endpoint_id: &'a str,
