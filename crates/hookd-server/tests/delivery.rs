@@ -400,67 +400,44 @@ async fn recover_and_wait(
 
 #[tokio::test]
 async fn recover_requeues_failed_messages_and_reports_its_status() {
-    let srv =
-        TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
-    let (healthy, rx) = failing_until_healed().await;
-    let app = srv.app("recover").await;
-    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
-    let ep_id = ep["id"].as_str().unwrap();
-    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
-    for i in 0..3 {
-        srv.send(&app, "a.b", json!({"i": i})).await;
-    }
-    rx.wait_for(3, WAIT).await;
-    eventually(WAIT, || async {
-        let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
-        (s["fail"] == 3).then_some(())
-    })
-    .await
-    .expect("three failed deliveries");
-    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-    let finished = recover_and_wait(&srv, &app, ep_id, since).await;
-    rx.wait_for(6, WAIT).await;
-    assert_eq!(finished["data"]["recovered"], 3);
-    // The receiver has answered all three; each outcome is filed just after.
-    let stats = eventually(WAIT, || async {
-        let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
-        (s["success"] == 3).then_some(s)
-    })
-    .await;
-    assert!(
-        stats.is_some(),
-        "the three recovered deliveries end as successes"
-    );
+    recover_brings_back_every_failed_delivery("recover", 3).await;
 }
 
 /// Recover reads the failed deliveries a page (500) at a time; one more than
 /// a page must all come back.
 #[tokio::test]
 async fn recover_reaches_past_its_first_page() {
-    const N: usize = 501;
+    recover_brings_back_every_failed_delivery("recover-pages", 501).await;
+}
+
+/// `n` messages fail for good (no retries), the endpoint heals, and a recover
+/// brings each back once: the task reports `n` and all `n` end as successes.
+async fn recover_brings_back_every_failed_delivery(uid: &str, n: usize) {
     let srv =
         TestServer::start_with(|s| s.engine.retry = RetryPolicy::parse_schedule("").unwrap()).await;
     let (healthy, rx) = failing_until_healed().await;
-    let app = srv.app("recover-pages").await;
+    let app = srv.app(uid).await;
     let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
     let ep_id = ep["id"].as_str().unwrap();
     let since = chrono::Utc::now() - chrono::Duration::minutes(1);
-    for i in 0..N {
+    for i in 0..n {
         srv.send(&app, "a.b", json!({"i": i})).await;
     }
+    rx.wait_for(n, WAIT).await;
     eventually(WAIT, || async {
         let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
-        (s["fail"] == N).then_some(())
+        (s["fail"] == n).then_some(())
     })
     .await
     .expect("every delivery failed");
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
     let finished = recover_and_wait(&srv, &app, ep_id, since).await;
-    assert_eq!(finished["data"]["recovered"], N);
-    rx.wait_for(2 * N, WAIT).await;
+    assert_eq!(finished["data"]["recovered"], n);
+    rx.wait_for(2 * n, WAIT).await;
+    // The receiver has answered them all; each outcome is filed just after.
     let stats = eventually(WAIT, || async {
         let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
-        (s["success"] == N).then_some(s)
+        (s["success"] == n).then_some(s)
     })
     .await;
     assert!(
