@@ -15,6 +15,7 @@ from helpers import (
     new_endpoint,
     newest_first,
     unique,
+    wait_until,
     walk_pages,
     zero_id,
 )
@@ -210,8 +211,12 @@ def test_endpoint_stats_count_the_deliveries_of_the_endpoint(svix, app):
 
     for _ in range(2):
         svix.message.create(app.id, MessageIn(event_type="stats.counted", payload={}))
-    stats = svix.endpoint.get_stats(app.id, ep.uid)
-    assert stats.pending + stats.sending + stats.success + stats.fail + stats.canceled == 2
+    def both_counted():
+        # A message is fanned out into deliveries just after its 202.
+        s = svix.endpoint.get_stats(app.id, ep.uid)
+        return s if s.pending + s.sending + s.success + s.fail + s.canceled == 2 else None
+
+    stats = wait_until("both deliveries counted", both_counted)
     assert stats.success == stats.canceled == 0, "nothing listens at the endpoint's URL"
 
     now = dt.datetime.now(dt.timezone.utc)

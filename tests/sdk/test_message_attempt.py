@@ -48,7 +48,12 @@ def test_message_attempt_listings_show_where_a_message_is_going(svix, event_type
     to_other = new_endpoint(svix, app.id, event_types=[other])
     msg = svix.message.create(app.id, MessageIn(event_id=unique("evt"), event_type=wanted, payload={"n": 1}))
 
-    destinations = svix.message_attempt.list_attempted_destinations(app.id, msg.id)
+    def fanned_out():
+        # A message is fanned out into deliveries just after its 202.
+        d = svix.message_attempt.list_attempted_destinations(app.id, msg.id)
+        return d if len(d.data) == 2 else None
+
+    destinations = wait_until("the message's fan-out", fanned_out)
     assert ids(destinations.data) == sorted([to_all.id, to_wanted.id]), "ascending by endpoint id"
     assert destinations.done is True
     for dest in destinations.data:

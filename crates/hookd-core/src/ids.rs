@@ -48,6 +48,21 @@ pub fn new_id(kind: IdKind) -> String {
     )
 }
 
+/// The resolution of the time stamped in ids.
+const TICK_MS: i64 = 4;
+
+/// The lowest id of `kind` stamped with the clock tick after `at` (ids count
+/// time in 4 ms ticks): every id made at `at` or before sorts below it, and
+/// every id made 4 ms or more later sorts above it.
+pub fn id_bound_after(kind: IdKind, at: chrono::DateTime<chrono::Utc>) -> String {
+    let payload = [0u8; 15];
+    format!(
+        "{}{}",
+        kind.prefix(),
+        KsuidMs::from_millis(Some(at.timestamp_millis() + TICK_MS), Some(&payload))
+    )
+}
+
 /// The creation time encoded in an id, if it is well formed.
 pub fn id_timestamp(kind: IdKind, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let rest = id.strip_prefix(kind.prefix())?;
@@ -67,6 +82,27 @@ mod tests {
         assert_eq!(id.len(), 31);
         assert!(IdKind::App.is_id(&id));
         assert!(!IdKind::Endpoint.is_id(&id));
+    }
+
+    #[test]
+    fn the_bound_after_a_moment_sorts_above_every_id_made_then() {
+        let at = chrono::Utc::now();
+        let bound = id_bound_after(IdKind::Destination, at);
+        assert!(IdKind::Destination.is_id(&bound));
+        for _ in 0..200 {
+            let made_then = format!(
+                "{}{}",
+                IdKind::Destination.prefix(),
+                KsuidMs::from_millis(Some(at.timestamp_millis()), None)
+            );
+            assert!(made_then < bound, "{made_then} !< {bound}");
+            let made_later = format!(
+                "{}{}",
+                IdKind::Destination.prefix(),
+                KsuidMs::from_millis(Some(at.timestamp_millis() + TICK_MS), None)
+            );
+            assert!(made_later >= bound, "{made_later} < {bound}");
+        }
     }
 
     #[test]

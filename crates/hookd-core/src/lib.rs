@@ -10,4 +10,4 @@ pub mod settings;
 pub mod signing;
 pub mod validate;
 
-pub use ids::{new_id, IdKind};
+pub use ids::{id_bound_after, new_id, IdKind};

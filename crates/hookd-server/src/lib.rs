@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
+pub mod fanout;
 pub mod idempotency;
 pub mod outbound;
 pub mod pagination;
@@ -72,6 +73,8 @@ pub struct Inner {
     pub tokens: auth::TokenCache,
     /// Where new deliveries are announced so dispatch starts without polling.
     pub queue: Arc<dyn Queue>,
+    /// Where accepted messages go to be fanned out.
+    pub fanouts: fanout::FanOuts,
 }
 
 impl std::ops::Deref for AppState {
@@ -82,12 +85,15 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Builds the state and starts its fan-out stage on the current runtime.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, config: ServerConfig) -> Self {
+        let fanouts = fanout::FanOuts::spawn(store.clone(), queue.clone());
         Self(Arc::new(Inner {
             store,
             config,
             tokens: auth::TokenCache::default(),
             queue,
+            fanouts,
         }))
     }
 
@@ -99,37 +105,27 @@ impl AppState {
             .iter()
             .map(|d| dispatch::task_for(d, manual))
             .collect();
-        self.push(tasks).await;
+        push_tasks(&self.queue, tasks).await;
     }
+}
 
-    /// [`AppState::enqueue`] for the deliveries of a message just created,
-    /// handing the worker what it would otherwise read back.
-    pub async fn enqueue_fresh(
-        &self,
-        deliveries: &[Delivery],
-        msg: &Arc<hookd_core::model::Message>,
-    ) {
-        self.push(dispatch::fresh_tasks(deliveries, msg)).await;
+/// Pushes tasks for deliveries already committed. A shared queue that is slow
+/// or down must not hold up the caller (an API answer): the push then runs on
+/// its own, and the workers' sweeps pick up any push that fails.
+pub(crate) async fn push_tasks(queue: &Arc<dyn Queue>, tasks: Vec<hookd_queue::Task>) {
+    if tasks.is_empty() {
+        return;
     }
-
-    async fn push(&self, tasks: Vec<hookd_queue::Task>) {
-        if tasks.is_empty() {
-            return;
+    let q = queue.clone();
+    let push = async move {
+        if let Err(e) = q.push(tasks).await {
+            tracing::error!(error = %e, "could not enqueue deliveries; they stay pending in the store");
         }
-        let queue = self.queue.clone();
-        let push = async move {
-            if let Err(e) = queue.push(tasks).await {
-                tracing::error!(error = %e, "could not enqueue deliveries; they stay pending in the store");
-            }
-        };
-        // The deliveries are already committed: a shared queue that is slow or
-        // down must not hold up the 202. The workers' sweeps pick up any push
-        // that fails.
-        if self.queue.shared_limits().is_some() {
-            tokio::spawn(push);
-        } else {
-            push.await;
-        }
+    };
+    if queue.shared_limits().is_some() {
+        tokio::spawn(push);
+    } else {
+        push.await;
     }
 }
 

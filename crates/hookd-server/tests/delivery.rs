@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, Receiver, Reply, TestServer};
+use common::{eventually, Hit, Receiver, Reply, TestServer};
 use hookd_core::retry::RetryPolicy;
 use serde_json::json;
 
@@ -705,31 +705,100 @@ async fn a_backlog_larger_than_the_requeue_window_is_delivered_once_after_restar
     {
         let store = hookd_store::open(&db).await.unwrap();
         for i in 0..300 {
-            let msg = hookd_core::model::Message {
-                id: hookd_core::new_id(hookd_core::IdKind::Message),
-                app_id: app.clone(),
-                event_id: None,
-                event_type: "a.b".into(),
-                payload: Some(format!(r#"{{"i":{i}}}"#)),
-                channels: None,
-                tags: None,
-                created_at: hookd_core::model::now(),
-                deliver_at: None,
-            };
+            let msg = message_of(&app, i);
             assert_eq!(store.create_message(&msg).await.unwrap().len(), 1);
         }
     }
     let srv = TestServer::start_in(dir, |s| s.engine.requeue_window = 40).await;
     let hits = rx.wait_for(300, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        distinct_ids(&hits).len(),
+        300,
+        "every backlogged message arrives"
+    );
+    assert_eq!(rx.count(), 300, "and each exactly once");
+    srv.stop().await;
+}
+
+/// A message of type `a.b` for `app`, as the API would store it.
+fn message_of(app: &str, i: usize) -> hookd_core::model::Message {
+    hookd_core::model::Message {
+        id: hookd_core::new_id(hookd_core::IdKind::Message),
+        app_id: app.to_owned(),
+        event_id: None,
+        event_type: "a.b".into(),
+        payload: Some(format!(r#"{{"i":{i}}}"#)),
+        channels: None,
+        tags: None,
+        created_at: hookd_core::model::now(),
+        deliver_at: None,
+    }
+}
+
+/// The distinct `webhook-id`s among `hits`, sorted.
+fn distinct_ids(hits: &[Hit]) -> Vec<String> {
     let mut ids: Vec<String> = hits
         .iter()
         .map(|h| h.header("webhook-id").to_string())
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 300, "every backlogged message arrives");
-    assert_eq!(rx.count(), 300, "and each exactly once");
+    ids
+}
+
+#[tokio::test]
+async fn messages_accepted_but_not_fanned_out_before_a_crash_are_delivered_after_restart() {
+    let rx = Receiver::ok().await;
+    let srv = TestServer::start().await;
+    let app = srv.app("crash-before-fan-out").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let dir = srv.stop().await;
+    // Accepted (what a 202 promises) with the fan-out still to be written.
+    let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
+    let mut sent = Vec::new();
+    {
+        let store = hookd_store::open(&db).await.unwrap();
+        for i in 0..5 {
+            let msg = message_of(&app, i);
+            store.accept_message(&msg).await.unwrap();
+            sent.push(msg.id);
+        }
+    }
+    sent.sort();
+    let srv = TestServer::start_in(dir, |_| {}).await;
+    let hits = rx.wait_for(10, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(distinct_ids(&hits), sent, "every accepted message arrives");
+    assert_eq!(rx.count(), 10, "once at each of the two endpoints");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_sweep_fans_out_what_the_fan_out_stage_left_pending() {
+    let rx = Receiver::ok().await;
+    let srv = TestServer::start_with(|s| {
+        s.engine.fanout_sweep_every = Duration::from_millis(100);
+        s.engine.fanout_stale_after = Duration::ZERO;
+    })
+    .await;
+    let app = srv.app("left-pending").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    // Accepted behind the stage's back, as if its fan-out had failed.
+    let msg = message_of(&app, 0);
+    srv.store.accept_message(&msg).await.unwrap();
+    let hits = rx.wait_for(1, WAIT).await;
+    assert_eq!(distinct_ids(&hits), vec![msg.id.clone()]);
+    // Messages through the API meanwhile are fanned out once, by the stage or
+    // the sweep, whichever comes first.
+    for _ in 0..20 {
+        srv.send(&app, "a.b", json!({})).await;
+    }
+    let hits = rx.wait_for(21, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(distinct_ids(&hits).len(), 21);
+    assert_eq!(rx.count(), 21, "each exactly once");
     srv.stop().await;
 }
 

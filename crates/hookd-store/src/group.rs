@@ -2,7 +2,7 @@
 //! (SQLite with `synchronous = FULL`, PostgreSQL's WAL flush), and a commit
 //! per message and per attempt caps throughput at the disk's flush rate and,
 //! on PostgreSQL, ties up a pooled connection per writer. The hot writes (new
-//! messages with their fan-out, and attempt outcomes) therefore go to one task
+//! messages, their fan-outs, and attempt outcomes) therefore go to one task
 //! that runs every write waiting at that moment in a single transaction.
 //!
 //! A group first goes in as a few multi-row statements, with no savepoints.
@@ -31,13 +31,15 @@ pub(crate) type Conn<B> = <<B as GroupWrites>::Db as Database>::Connection;
 pub(crate) trait GroupWrites: Send + Sync + 'static {
     type Db: Database;
 
-    /// Inserts the messages and their fan-out, answering each message's
-    /// deliveries in order; any failing message fails the whole call.
-    async fn create_messages(
-        &self,
-        conn: &mut Conn<Self>,
-        msgs: &[&Message],
-    ) -> Result<Vec<Vec<Delivery>>>;
+    /// Inserts the messages, each with its pending fan-out; any failing
+    /// message fails the whole call.
+    async fn insert_messages(&self, conn: &mut Conn<Self>, msgs: &[&Message]) -> Result<()>;
+
+    /// Claims the pending fan-outs of the messages and inserts their
+    /// deliveries, answering each message's new deliveries in order: none for
+    /// a message already fanned out (or gone).
+    async fn fan_out(&self, conn: &mut Conn<Self>, msgs: &[&Message])
+        -> Result<Vec<Vec<Delivery>>>;
 
     /// Files the attempts and their deliveries' new state; a missing delivery
     /// is `NotFound`.
@@ -54,9 +56,14 @@ pub(crate) trait GroupWrites: Send + Sync + 'static {
     fn committed(&self) {}
 }
 
+type Reply<T> = oneshot::Sender<Result<T>>;
+/// Attempt outcomes with their deliveries' new state.
+type Outcomes = Vec<(Attempt, Delivery)>;
+
 enum Op {
-    CreateMessage(Message, oneshot::Sender<Result<Vec<Delivery>>>),
-    RecordAttempts(Vec<(Attempt, Delivery)>, oneshot::Sender<Result<()>>),
+    Accept(Message, Reply<()>),
+    FanOut(Message, Reply<Vec<Delivery>>),
+    RecordAttempts(Outcomes, Reply<()>),
 }
 
 #[derive(Clone)]
@@ -73,9 +80,15 @@ impl Writer {
         Self { tx }
     }
 
-    pub(crate) async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
+    pub(crate) async fn accept_message(&self, msg: &Message) -> Result<()> {
         let (reply, answer) = oneshot::channel();
-        self.send(Op::CreateMessage(msg.clone(), reply))?;
+        self.send(Op::Accept(msg.clone(), reply))?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    pub(crate) async fn fan_out(&self, msg: &Message) -> Result<Vec<Delivery>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::FanOut(msg.clone(), reply))?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -96,35 +109,32 @@ fn closed() -> StoreError {
 
 /// What a finished write owes its caller, held until the commit.
 enum Done {
-    Message(
-        oneshot::Sender<Result<Vec<Delivery>>>,
-        Result<Vec<Delivery>>,
-    ),
-    Attempts(oneshot::Sender<Result<()>>, Result<()>),
+    Unit(Reply<()>, Result<()>),
+    FanOut(Reply<Vec<Delivery>>, Result<Vec<Delivery>>),
 }
 
 impl Done {
     fn ok(&self) -> bool {
         match self {
-            Done::Message(_, r) => r.is_ok(),
-            Done::Attempts(_, r) => r.is_ok(),
+            Done::Unit(_, r) => r.is_ok(),
+            Done::FanOut(_, r) => r.is_ok(),
         }
     }
 
     /// Answers with the write's own result, or with `failure` if the commit failed.
     fn answer(self, failure: Option<&StoreError>) {
-        match self {
-            Done::Message(reply, r) => {
-                let _ = reply.send(match failure {
-                    Some(e) if r.is_ok() => Err(clone_err(e)),
-                    _ => r,
-                });
+        fn pick<T>(r: Result<T>, failure: Option<&StoreError>) -> Result<T> {
+            match failure {
+                Some(e) if r.is_ok() => Err(clone_err(e)),
+                _ => r,
             }
-            Done::Attempts(reply, r) => {
-                let _ = reply.send(match failure {
-                    Some(e) if r.is_ok() => Err(clone_err(e)),
-                    _ => r,
-                });
+        }
+        match self {
+            Done::Unit(reply, r) => {
+                let _ = reply.send(pick(r, failure));
+            }
+            Done::FanOut(reply, r) => {
+                let _ = reply.send(pick(r, failure));
             }
         }
     }
@@ -132,8 +142,10 @@ impl Done {
     /// Answers an op that never ran.
     fn failed(op: Op, e: &StoreError) -> Self {
         match op {
-            Op::CreateMessage(_, reply) => Done::Message(reply, Err(clone_err(e))),
-            Op::RecordAttempts(_, reply) => Done::Attempts(reply, Err(clone_err(e))),
+            Op::Accept(_, reply) | Op::RecordAttempts(_, reply) => {
+                Done::Unit(reply, Err(clone_err(e)))
+            }
+            Op::FanOut(_, reply) => Done::FanOut(reply, Err(clone_err(e))),
         }
     }
 }
@@ -147,13 +159,66 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
                 Err(_) => break,
             }
         }
-        let mut done = Vec::with_capacity(ops.len());
-        let failure = commit_group(&pool, &backend, ops, &mut done).await.err();
-        for d in done {
-            d.answer(failure.as_ref());
+        // New messages go first, in a transaction of their own, when there
+        // is other work: a producer waiting for its 202 should wait for one
+        // small commit, not for a group of fan-outs and attempt outcomes.
+        let (accepts, rest): (Vec<Op>, Vec<Op>) =
+            ops.into_iter().partition(|op| matches!(op, Op::Accept(..)));
+        for ops in [accepts, rest] {
+            if ops.is_empty() {
+                continue;
+            }
+            let mut done = Vec::with_capacity(ops.len());
+            let failure = commit_group(&pool, &backend, ops, &mut done).await.err();
+            for d in done {
+                d.answer(failure.as_ref());
+            }
+            backend.committed();
         }
-        backend.committed();
     }
+}
+
+/// A group's ops, sorted by kind.
+#[derive(Default)]
+struct Kinds {
+    records: Vec<(Outcomes, Reply<()>)>,
+    accepts: Vec<(Message, Reply<()>)>,
+    fanouts: Vec<(Message, Reply<Vec<Delivery>>)>,
+}
+
+impl Kinds {
+    fn new(ops: Vec<Op>) -> Self {
+        let mut k = Self::default();
+        for op in ops {
+            match op {
+                Op::RecordAttempts(o, reply) => k.records.push((o, reply)),
+                Op::Accept(m, reply) => k.accepts.push((m, reply)),
+                Op::FanOut(m, reply) => k.fanouts.push((m, reply)),
+            }
+        }
+        k
+    }
+
+    fn len(&self) -> usize {
+        self.records.len() + self.accepts.len() + self.fanouts.len()
+    }
+
+    /// Every op answered with `e`.
+    fn fail_all(self, e: &StoreError, done: &mut Vec<Done>) {
+        for (_, reply) in self.records {
+            done.push(Done::Unit(reply, Err(clone_err(e))));
+        }
+        for (_, reply) in self.accepts {
+            done.push(Done::Unit(reply, Err(clone_err(e))));
+        }
+        for (_, reply) in self.fanouts {
+            done.push(Done::FanOut(reply, Err(clone_err(e))));
+        }
+    }
+}
+
+fn messages<T>(list: &[(Message, T)]) -> Vec<&Message> {
+    list.iter().map(|(m, _)| m).collect()
 }
 
 /// Runs `ops` in one transaction, pushing each one's result to `done`. An error
@@ -180,34 +245,24 @@ async fn commit_group<B: GroupWrites>(
             return Ok(());
         }
     };
-    let mut records = Vec::new();
-    let mut creates = Vec::new();
-    for op in ops {
-        match op {
-            Op::RecordAttempts(o, reply) => records.push((o, reply)),
-            Op::CreateMessage(m, reply) => creates.push((m, reply)),
-        }
-    }
+    let mut k = Kinds::new(ops);
     // Moved into one list, not copied; handed back to their ops if the group
     // has to go one by one.
-    let counts: Vec<usize> = records.iter().map(|(o, _)| o.len()).collect();
-    let all: Vec<(Attempt, Delivery)> = records
+    let counts: Vec<usize> = k.records.iter().map(|(o, _)| o.len()).collect();
+    let all: Vec<(Attempt, Delivery)> = k
+        .records
         .iter_mut()
         .flat_map(|(o, _)| std::mem::take(o))
         .collect();
 
     // The usual case: every write succeeds, so the group runs as plain
     // statements in the one transaction, with no savepoint round trips.
-    let first_try = write_all(backend, &mut tx, &all, &creates).await;
-    let first_err = match first_try {
+    let first_err = match write_all(backend, &mut tx, &all, &k).await {
         Ok(fanouts) => {
-            done.extend(
-                records
-                    .into_iter()
-                    .map(|(_, reply)| Done::Attempts(reply, Ok(()))),
-            );
-            for ((_, reply), deliveries) in creates.into_iter().zip(fanouts) {
-                done.push(Done::Message(reply, Ok(deliveries)));
+            done.extend(k.records.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
+            done.extend(k.accepts.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
+            for ((_, reply), deliveries) in k.fanouts.into_iter().zip(fanouts) {
+                done.push(Done::FanOut(reply, Ok(deliveries)));
             }
             // A failed commit is every one's answer (see `run`).
             return tx.commit().await.map_err(B::error);
@@ -215,12 +270,14 @@ async fn commit_group<B: GroupWrites>(
         Err(e) => e,
     };
     tx.rollback().await.map_err(B::error)?;
-    if records.len() + creates.len() == 1 {
+    if k.len() == 1 {
         // Alone in its transaction: its failure is its own answer.
-        if let Some((_, reply)) = records.pop() {
-            done.push(Done::Attempts(reply, Err(first_err)));
-        } else if let Some((_, reply)) = creates.pop() {
-            done.push(Done::Message(reply, Err(first_err)));
+        if let Some((_, reply)) = k.records.pop() {
+            done.push(Done::Unit(reply, Err(first_err)));
+        } else if let Some((_, reply)) = k.accepts.pop() {
+            done.push(Done::Unit(reply, Err(first_err)));
+        } else if let Some((_, reply)) = k.fanouts.pop() {
+            done.push(Done::FanOut(reply, Err(first_err)));
         }
         return Ok(());
     }
@@ -231,55 +288,56 @@ async fn commit_group<B: GroupWrites>(
     let mut tx = match conn.begin().await.map_err(B::error) {
         Ok(tx) => tx,
         Err(e) => {
-            for (_, reply) in records {
-                done.push(Done::Attempts(reply, Err(clone_err(&e))));
-            }
-            for (_, reply) in creates {
-                done.push(Done::Message(reply, Err(clone_err(&e))));
-            }
+            k.fail_all(&e, done);
             return Ok(());
         }
     };
     let mut any_ok = false;
     let mut singles = Vec::new();
-    if !records.is_empty() {
+    if !k.records.is_empty() {
         let mut sp = tx.begin().await.map_err(B::error)?;
         if backend.record_attempts(&mut sp, &all).await.is_ok() {
             sp.commit().await.map_err(B::error)?;
             any_ok = true;
-            done.extend(
-                records
-                    .into_iter()
-                    .map(|(_, reply)| Done::Attempts(reply, Ok(()))),
-            );
+            done.extend(k.records.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
         } else {
             sp.rollback().await.map_err(B::error)?;
             let mut rest = all.into_iter();
             singles.extend(
-                records.into_iter().zip(counts).map(|((_, reply), n)| {
+                k.records.into_iter().zip(counts).map(|((_, reply), n)| {
                     Op::RecordAttempts(rest.by_ref().take(n).collect(), reply)
                 }),
             );
         }
     }
-    if !creates.is_empty() {
-        let msgs: Vec<&Message> = creates.iter().map(|(m, _)| m).collect();
+    if !k.accepts.is_empty() {
         let mut sp = tx.begin().await.map_err(B::error)?;
-        match backend.create_messages(&mut sp, &msgs).await {
+        if backend
+            .insert_messages(&mut sp, &messages(&k.accepts))
+            .await
+            .is_ok()
+        {
+            sp.commit().await.map_err(B::error)?;
+            any_ok = true;
+            done.extend(k.accepts.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
+        } else {
+            sp.rollback().await.map_err(B::error)?;
+            singles.extend(k.accepts.into_iter().map(|(m, r)| Op::Accept(m, r)));
+        }
+    }
+    if !k.fanouts.is_empty() {
+        let mut sp = tx.begin().await.map_err(B::error)?;
+        match backend.fan_out(&mut sp, &messages(&k.fanouts)).await {
             Ok(fanouts) => {
                 sp.commit().await.map_err(B::error)?;
                 any_ok = true;
-                for ((_, reply), deliveries) in creates.into_iter().zip(fanouts) {
-                    done.push(Done::Message(reply, Ok(deliveries)));
+                for ((_, reply), deliveries) in k.fanouts.into_iter().zip(fanouts) {
+                    done.push(Done::FanOut(reply, Ok(deliveries)));
                 }
             }
             Err(_) => {
                 sp.rollback().await.map_err(B::error)?;
-                singles.extend(
-                    creates
-                        .into_iter()
-                        .map(|(m, reply)| Op::CreateMessage(m, reply)),
-                );
+                singles.extend(k.fanouts.into_iter().map(|(m, r)| Op::FanOut(m, r)));
             }
         }
     }
@@ -303,35 +361,39 @@ async fn commit_group<B: GroupWrites>(
 }
 
 /// The group's writes as plain statements on `conn`: attempt outcomes first,
-/// then the new messages, whose fan-outs are answered in order.
+/// then the new messages, then the fan-outs, whose deliveries are answered in
+/// order.
 async fn write_all<B: GroupWrites>(
     backend: &B,
     conn: &mut Conn<B>,
     outcomes: &[(Attempt, Delivery)],
-    creates: &[(Message, oneshot::Sender<Result<Vec<Delivery>>>)],
+    k: &Kinds,
 ) -> Result<Vec<Vec<Delivery>>> {
     if !outcomes.is_empty() {
         backend.record_attempts(conn, outcomes).await?;
     }
-    if creates.is_empty() {
+    if !k.accepts.is_empty() {
+        backend.insert_messages(conn, &messages(&k.accepts)).await?;
+    }
+    if k.fanouts.is_empty() {
         return Ok(Vec::new());
     }
-    let msgs: Vec<&Message> = creates.iter().map(|(m, _)| m).collect();
-    backend.create_messages(conn, &msgs).await
+    backend.fan_out(conn, &messages(&k.fanouts)).await
 }
 
 /// Runs one op on `conn`, which the caller commits or rolls back by its result.
 async fn run_one<B: GroupWrites>(backend: &B, conn: &mut Conn<B>, op: Op) -> Done {
     match op {
-        Op::CreateMessage(msg, reply) => {
+        Op::Accept(msg, reply) => Done::Unit(reply, backend.insert_messages(conn, &[&msg]).await),
+        Op::FanOut(msg, reply) => {
             let one = backend
-                .create_messages(conn, &[&msg])
+                .fan_out(conn, &[&msg])
                 .await
                 .map(|mut fanouts| fanouts.pop().unwrap_or_default());
-            Done::Message(reply, one)
+            Done::FanOut(reply, one)
         }
         Op::RecordAttempts(outcomes, reply) => {
-            Done::Attempts(reply, backend.record_attempts(conn, &outcomes).await)
+            Done::Unit(reply, backend.record_attempts(conn, &outcomes).await)
         }
     }
 }

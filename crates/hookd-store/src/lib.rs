@@ -137,11 +137,32 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     // --- messages -----------------------------------------------------------
-    /// Stores the message and, in the same transaction, one pending delivery for
-    /// every endpoint of the app that matches it (see `hookd_core::filter`), due at
-    /// `msg.created_at`. Returns those deliveries. `Conflict` if the `eventId` was
-    /// already used in this app.
-    async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>>;
+    /// Stores the message durably with its fan-out pending: what a `202`
+    /// promises. `Conflict` if the `eventId` was already used in this app,
+    /// `NotFound` if the app is gone.
+    async fn accept_message(&self, msg: &Message) -> Result<()>;
+    /// Fans an accepted message out: one pending delivery for every endpoint of
+    /// the app that matches it (see `hookd_core::filter`), due at its first due
+    /// time, written in the transaction that ends its pending fan-out. Returns
+    /// those deliveries. A message is fanned out once: a second call (from a
+    /// sweep, another node, a retry) returns none, as does one for a message
+    /// that is gone.
+    async fn fan_out(&self, msg: &Message) -> Result<Vec<Delivery>>;
+    /// Accepted messages whose fan-out is still pending, created before
+    /// `before`, in id order after the id `after`: at most `limit`. Left behind
+    /// only by a crash, or by a fan-out that failed.
+    async fn list_pending_fanouts(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+    /// [`Store::accept_message`] and then [`Store::fan_out`], for callers that
+    /// want the deliveries at once (operational events, tests).
+    async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
+        self.accept_message(msg).await?;
+        self.fan_out(msg).await
+    }
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;
     /// Newest first unless the page says otherwise; the cursor is a message id.
     async fn list_messages(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hookd_core::model::{Delivery, Message, MessageStatus};
 use hookd_core::retry::RetryPolicy;
-use hookd_core::{new_id, IdKind};
+use hookd_core::{id_bound_after, IdKind};
 use hookd_queue::{Hint, Queue, Task};
 use hookd_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,12 @@ pub struct EngineConfig {
     /// needs for what is ahead of them, so one slow endpoint cannot fill the
     /// shared buffer.
     pub lane_backlog_max: usize,
+    /// How often the engine looks for accepted messages whose fan-out is still
+    /// pending (left by a crash, or by a fan-out the store refused).
+    pub fanout_sweep_every: Duration,
+    /// How old a pending fan-out must be for the sweep to take it over from
+    /// the fan-out stage that should be writing it.
+    pub fanout_stale_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +79,8 @@ impl Default for EngineConfig {
             requeue_window: 20_000,
             max_buffered: 50_000,
             lane_backlog_max: 2_000,
+            fanout_sweep_every: Duration::from_secs(30),
+            fanout_stale_after: Duration::from_secs(30),
         }
     }
 }
@@ -149,6 +157,8 @@ pub struct Engine {
 }
 
 const SWEEP_PAGE: u32 = 1_000;
+/// Pending fan-outs read at once by [`Engine::fan_out_pending`].
+const FANOUT_PAGE: u32 = 500;
 /// How often a worker on a shared queue looks for deliveries whose push was lost.
 const OVERDUE_SWEEP_EVERY: Duration = Duration::from_secs(120);
 /// How late a pending delivery must be to count as lost.
@@ -188,11 +198,81 @@ impl Engine {
     }
 
     /// Start-up work, done before the API accepts requests: creates the
-    /// operational-webhooks application and re-queues every pending delivery.
+    /// operational-webhooks application, writes the fan-out of every message
+    /// accepted but not yet fanned out (a crash between the `202` and the
+    /// fan-out), and re-queues every pending delivery, those included.
     /// Returns how many deliveries were re-queued.
     pub async fn prepare(&self) -> anyhow::Result<usize> {
         self.opevents.ensure_app(self).await?;
+        let fanned = self
+            .fan_out_pending(hookd_core::model::now(), false)
+            .await?;
+        if fanned > 0 {
+            tracing::info!(
+                messages = fanned,
+                "fanned out messages accepted before the restart"
+            );
+        }
         self.requeue_pending().await
+    }
+
+    /// Fans out the accepted messages whose fan-out is still pending and that
+    /// were created before `before`, a page at a time; with `push`, queues the
+    /// deliveries (at start-up the re-queue sweep that follows finds them).
+    /// Returns how many messages this call fanned out. A fan-out happens once,
+    /// so a message that the fan-out stage or another node gets to first
+    /// yields nothing here.
+    pub async fn fan_out_pending(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        push: bool,
+    ) -> anyhow::Result<usize> {
+        let (mut after, mut fanned) = (None::<String>, 0);
+        loop {
+            let page = self
+                .store
+                .list_pending_fanouts(before, after.as_deref(), FANOUT_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for msg in page.iter() {
+                let deliveries = self.store.fan_out(msg).await?;
+                fanned += 1;
+                if push && !deliveries.is_empty() {
+                    let msg = Arc::new(msg.clone());
+                    self.queue.push(fresh_tasks(&deliveries, &msg)).await?;
+                }
+            }
+            if page.len() < FANOUT_PAGE as usize {
+                break;
+            }
+        }
+        Ok(fanned)
+    }
+
+    /// Now and then, fans out what the fan-out stage left pending.
+    async fn sweep_fanouts(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.config.fanout_sweep_every) => {}
+            }
+            let stale =
+                chrono::Duration::from_std(self.config.fanout_stale_after).unwrap_or_default();
+            match self
+                .fan_out_pending(hookd_core::model::now() - stale, true)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    messages = n,
+                    "fanned out messages whose fan-out was left pending"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "could not sweep pending fan-outs; will try again")
+                }
+            }
+        }
     }
 
     /// Starts putting every pending delivery back on the queue: the first
@@ -202,10 +282,11 @@ impl Engine {
     /// Returns how many were queued now.
     pub async fn requeue_pending(&self) -> anyhow::Result<usize> {
         // Deliveries created from now on are queued by whoever creates them;
-        // ids sort by time, so the sweep stops at this one.
+        // ids sort by time, so the sweep stops at this bound. Those created
+        // this very millisecond (a start-up fan-out just written) are below it.
         let mut sweep = Sweep {
             after: None,
-            high_water: new_id(IdKind::Destination),
+            high_water: id_bound_after(IdKind::Destination, hookd_core::model::now()),
             done: false,
         };
         let n = self.sweep(&mut sweep, self.config.requeue_window).await?;
@@ -280,6 +361,7 @@ impl Engine {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         tokio::spawn(self.clone().watch_resets(shutdown.clone()));
         tokio::spawn(self.clone().backfill(shutdown.clone()));
+        tokio::spawn(self.clone().sweep_fanouts(shutdown.clone()));
         lanes::Scheduler::new(self).run(shutdown).await;
     }
 

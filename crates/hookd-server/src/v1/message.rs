@@ -191,9 +191,9 @@ async fn create_message(
             .map(hookd_core::model::truncate_ms)
             .filter(|t| *t > now),
     };
-    let deliveries = state
+    state
         .store
-        .create_message(&msg)
+        .accept_message(&msg)
         .await
         .map_err(|e| match e {
             hookd_store::StoreError::Conflict(_) => {
@@ -201,8 +201,9 @@ async fn create_message(
             }
             other => other.into(),
         })?;
+    // Durably stored: the 202 may go. The deliveries follow from the stage.
     let msg = Arc::new(msg);
-    state.enqueue_fresh(&deliveries, &msg).await;
+    state.fanouts.submit(msg.clone()).await;
     let msg = Arc::unwrap_or_clone(msg);
     Ok((
         StatusCode::ACCEPTED,

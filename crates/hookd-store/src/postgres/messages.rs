@@ -1,6 +1,8 @@
-//! Messages, and their fan-out into deliveries at creation.
+//! Messages, and their fan-out into deliveries once accepted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 
 use hookd_core::model::{Delivery, Endpoint, Message};
 use hookd_core::IdKind;
@@ -47,18 +49,10 @@ fn select_m(filter: &str) -> String {
     )
 }
 
-/// Creates the messages with their fan-out inside the caller's transaction,
-/// answering each message's deliveries in order; any failing message (a
-/// missing app, a duplicate `eventId`) fails the whole call.
-///
-/// The apps' rows are first taken in shared mode, in id order: messages of an
-/// app are created side by side, but no endpoint of it can be created,
-/// changed or deleted until the deliveries are written, so the fan-out matches
-/// the endpoints as they are when the messages commit.
-pub(super) async fn create_many(
-    conn: &mut PgConnection,
-    msgs: &[&Message],
-) -> Result<Vec<Vec<Delivery>>> {
+/// Inserts the messages, each with its pending fan-out, inside the caller's
+/// transaction; any failing message (a missing app, a duplicate `eventId`)
+/// fails the whole call.
+pub(super) async fn insert_many(conn: &mut PgConnection, msgs: &[&Message]) -> Result<()> {
     let mut app_ids: Vec<&str> = msgs.iter().map(|m| m.app_id.as_str()).collect();
     app_ids.sort_unstable();
     app_ids.dedup();
@@ -72,10 +66,13 @@ pub(super) async fn create_many(
             .map(|m| opt_json(f(m)))
             .collect::<Result<Vec<_>>>()
     };
+    let created: Vec<i64> = msgs.iter().map(|m| ms(m.created_at)).collect();
     sqlx::query(
-        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
+        "WITH m AS (INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, \
+         deliver_at) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::int8[], $9::int8[])",
+         $7::text[], $8::int8[], $9::int8[]) RETURNING id, created_at) \
+         INSERT INTO pending_fanouts (msg_id, created_at) SELECT id, created_at FROM m",
     )
     .bind(texts(|m| m.id.as_str()))
     .bind(texts(|m| m.app_id.as_str()))
@@ -84,28 +81,91 @@ pub(super) async fn create_many(
     .bind(opt_texts(|m| m.payload.as_deref()))
     .bind(lists(|m| m.channels.as_ref())?)
     .bind(lists(|m| m.tags.as_ref())?)
-    .bind(msgs.iter().map(|m| ms(m.created_at)).collect::<Vec<_>>())
+    .bind(&created)
     .bind(msgs.iter().map(|m| m.deliver_at.map(ms)).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(db)?;
+    Ok(())
+}
 
-    let rows = sqlx::query(&endpoints::select(
-        "app_id = ANY($1) AND NOT disabled ORDER BY app_id, id",
-    ))
-    .bind(&app_ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+/// Claims the pending fan-outs of `msgs` and inserts their deliveries inside
+/// the caller's transaction, answering each message's new deliveries in order
+/// (none for a message whose fan-out was claimed before, or that is gone).
+///
+/// The claim is a delete: a second claimer waits on its row locks and then
+/// finds the rows gone. The apps' rows are then taken in shared mode, in id
+/// order, so that no endpoint of them can be created, changed or deleted until
+/// the deliveries are written: the fan-out matches the endpoints as they are
+/// when it commits.
+pub(super) async fn fan_out(
+    conn: &mut PgConnection,
+    msgs: &[&Message],
+) -> Result<Vec<Vec<Delivery>>> {
+    let ids: Vec<&str> = msgs.iter().map(|m| m.id.as_str()).collect();
+    let claimed: HashSet<String> =
+        sqlx::query_scalar("DELETE FROM pending_fanouts WHERE msg_id = ANY($1) RETURNING msg_id")
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
+    let mine: Vec<&Message> = msgs
+        .iter()
+        .copied()
+        .filter(|m| claimed.contains(&m.id))
+        .collect();
+    let mut app_ids: Vec<&str> = mine.iter().map(|m| m.app_id.as_str()).collect();
+    app_ids.sort_unstable();
+    app_ids.dedup();
     let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
-    for row in &rows {
-        let ep = endpoints::from_cols(&Cols::new(row))?;
-        by_app.entry(ep.app_id.clone()).or_default().push(ep);
+    if !app_ids.is_empty() {
+        apps::lock_all(&mut *conn, &app_ids, AppLock::Shared).await?;
+        let rows = sqlx::query(&endpoints::select(
+            "app_id = ANY($1) AND NOT disabled ORDER BY app_id, id",
+        ))
+        .bind(&app_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        for row in &rows {
+            let ep = endpoints::from_cols(&Cols::new(row))?;
+            by_app.entry(ep.app_id.clone()).or_default().push(ep);
+        }
     }
-    let fanouts = fanout::deliveries(msgs, |app| by_app.get(app).map_or(&[], Vec::as_slice));
+    let fanouts = fanout::deliveries(&mine, |app| by_app.get(app).map_or(&[], Vec::as_slice));
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::insert_all(&mut *conn, &all).await?;
-    Ok(fanouts)
+    let mut by_msg: HashMap<&str, Vec<Delivery>> =
+        mine.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
+    Ok(msgs
+        .iter()
+        .map(|m| by_msg.remove(m.id.as_str()).unwrap_or_default())
+        .collect())
+}
+
+/// Accepted messages whose fan-out is still pending, created before `before`,
+/// in id order after the id `after`.
+pub(super) async fn pending_fanouts(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Message>> {
+    let cols: Vec<String> = COLUMNS.iter().map(|c| format!("m.{c}")).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM pending_fanouts p JOIN messages m ON m.id = p.msg_id \
+         WHERE p.created_at < $1 AND p.msg_id > $2 ORDER BY p.msg_id LIMIT $3",
+        cols.join(", ")
+    ))
+    .bind(ms(before))
+    .bind(after.unwrap_or(""))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(|r| from_cols(&Cols::new(r))).collect()
 }
 
 pub(super) async fn by_key(pool: &PgPool, app_id: &str, key: &str) -> Result<Option<Message>> {

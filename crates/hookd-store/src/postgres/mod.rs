@@ -267,8 +267,21 @@ impl Store for PgStore {
         r
     }
 
-    async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
-        self.writer.create_message(msg).await
+    async fn accept_message(&self, msg: &Message) -> Result<()> {
+        self.writer.accept_message(msg).await
+    }
+
+    async fn fan_out(&self, msg: &Message) -> Result<Vec<Delivery>> {
+        self.writer.fan_out(msg).await
+    }
+
+    async fn list_pending_fanouts(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        messages::pending_fanouts(&self.pool, before, after, limit).await
     }
 
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {

@@ -16,12 +16,16 @@ pub(super) struct PgWrites;
 impl GroupWrites for PgWrites {
     type Db = Postgres;
 
-    async fn create_messages(
+    async fn insert_messages(&self, conn: &mut PgConnection, msgs: &[&Message]) -> Result<()> {
+        messages::insert_many(conn, msgs).await
+    }
+
+    async fn fan_out(
         &self,
         conn: &mut PgConnection,
         msgs: &[&Message],
     ) -> Result<Vec<Vec<Delivery>>> {
-        messages::create_many(conn, msgs).await
+        messages::fan_out(conn, msgs).await
     }
 
     async fn record_attempts(

@@ -1,6 +1,8 @@
-//! Messages, and their fan-out into deliveries at creation.
+//! Messages, and their fan-out into deliveries once accepted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 
 use hookd_core::model::{Delivery, Message};
 use hookd_core::IdKind;
@@ -51,48 +53,101 @@ fn select_m(filter: &str) -> String {
 /// bound-parameter limit).
 const CHUNK: usize = 400;
 
-/// Inserts the messages and their fan-out in a few statements, answering each
-/// message's deliveries in order. One failing row (say, a duplicate `eventId`)
-/// fails the whole call: the writer then retries the messages one by one.
+/// Inserts the messages, each with its pending fan-out, in a few statements.
+/// One failing row (say, a duplicate `eventId`) fails the whole call: the
+/// writer then retries the messages one by one.
+pub(super) async fn insert_many(conn: &mut SqliteConnection, msgs: &[&Message]) -> Result<()> {
+    let mut qb = QueryBuilder::new("");
+    push_inserts(&mut qb, msgs)?;
+    for chunk in msgs.chunks(CHUNK) {
+        qb.push("INSERT INTO pending_fanouts (msg_id, created_at) ");
+        qb.push_values(chunk, |mut b, msg| {
+            b.push_bind(&msg.id).push_bind(ms(msg.created_at));
+        });
+        qb.push("; ");
+    }
+    qb.build().execute(&mut *conn).await.map_err(db)?;
+    Ok(())
+}
+
+/// Claims the pending fan-outs of `msgs` and inserts their deliveries,
+/// answering each message's new deliveries in order (none for a message
+/// whose fan-out was claimed before, or that is gone).
 ///
-/// When every app's endpoints are in the cache, the fan-out is worked out
-/// first and all the inserts go to the database thread in one call. Otherwise
-/// the message insert goes first, so that the transaction holds SQLite's write
-/// lock before the endpoints are read: they cannot change before the
-/// deliveries are written, and no read-to-write lock upgrade can fail.
-pub(super) async fn create_many(
+/// The claim is a delete, so the transaction holds SQLite's write lock
+/// before the endpoints are read: they cannot change before the deliveries
+/// are written, and no read-to-write lock upgrade can fail.
+pub(super) async fn fan_out(
     conn: &mut SqliteConnection,
     msgs: &[&Message],
     cache: &EndpointCache,
 ) -> Result<Vec<Vec<Delivery>>> {
-    let mut lists = HashMap::new();
-    let all_cached = msgs.iter().all(|m| {
-        lists.contains_key(m.app_id.as_str())
-            || cache.cached(&m.app_id).is_some_and(|l| {
-                lists.insert(m.app_id.as_str(), l);
-                true
-            })
-    });
-    let mut qb = QueryBuilder::new("");
-    push_inserts(&mut qb, msgs)?;
-    if !all_cached {
-        qb.build().execute(&mut *conn).await.map_err(db)?;
-        for msg in msgs {
-            if !lists.contains_key(msg.app_id.as_str()) {
-                let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
-                lists.insert(msg.app_id.as_str(), list);
-            }
+    let mut claimed = HashSet::new();
+    for chunk in msgs.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new("DELETE FROM pending_fanouts WHERE msg_id IN (");
+        let mut ids = qb.separated(", ");
+        for msg in chunk {
+            ids.push_bind(&msg.id);
         }
-        qb = QueryBuilder::new("");
+        qb.push(") RETURNING msg_id");
+        let rows: Vec<(String,)> = qb
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        claimed.extend(rows.into_iter().map(|(id,)| id));
     }
-    let fanouts = fanout::deliveries(msgs, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
+    let mine: Vec<&Message> = msgs
+        .iter()
+        .copied()
+        .filter(|m| claimed.contains(&m.id))
+        .collect();
+    let mut lists = HashMap::new();
+    for msg in &mine {
+        if !lists.contains_key(msg.app_id.as_str()) {
+            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+            lists.insert(msg.app_id.as_str(), list);
+        }
+    }
+    let fanouts = fanout::deliveries(&mine, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
-    deliveries::push_inserts(&mut qb, &all);
-    // Empty only when the messages went in already and fan out to nothing.
-    if all_cached || !all.is_empty() {
+    if !all.is_empty() {
+        let mut qb = QueryBuilder::new("");
+        deliveries::push_inserts(&mut qb, &all);
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
-    Ok(fanouts)
+    let mut by_msg = mine
+        .iter()
+        .map(|m| m.id.as_str())
+        .zip(fanouts)
+        .collect::<HashMap<_, _>>();
+    Ok(msgs
+        .iter()
+        .map(|m| by_msg.remove(m.id.as_str()).unwrap_or_default())
+        .collect())
+}
+
+/// Accepted messages whose fan-out is still pending, created before `before`,
+/// in id order after the id `after`.
+pub(super) async fn pending_fanouts(
+    pool: &SqlitePool,
+    before: DateTime<Utc>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Message>> {
+    let cols: Vec<String> = COLUMNS.iter().map(|c| format!("m.{c}")).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM pending_fanouts p JOIN messages m ON m.id = p.msg_id \
+         WHERE p.created_at < ? AND p.msg_id > ? ORDER BY p.msg_id LIMIT ?",
+        cols.join(", ")
+    ))
+    .bind(ms(before))
+    .bind(after.unwrap_or(""))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(|r| from_cols(&Cols::new(r))).collect()
 }
 
 /// Appends the message inserts to `qb`, one multi-row statement per chunk,

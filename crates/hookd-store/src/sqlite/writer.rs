@@ -23,12 +23,16 @@ pub(super) struct SqliteWrites {
 impl GroupWrites for SqliteWrites {
     type Db = Sqlite;
 
-    async fn create_messages(
+    async fn insert_messages(&self, conn: &mut SqliteConnection, msgs: &[&Message]) -> Result<()> {
+        messages::insert_many(conn, msgs).await
+    }
+
+    async fn fan_out(
         &self,
         conn: &mut SqliteConnection,
         msgs: &[&Message],
     ) -> Result<Vec<Vec<Delivery>>> {
-        messages::create_many(conn, msgs, &self.cache).await
+        messages::fan_out(conn, msgs, &self.cache).await
     }
 
     async fn record_attempts(

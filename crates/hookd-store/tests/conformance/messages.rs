@@ -403,3 +403,128 @@ pub async fn concurrent_creations_fail_alone(store: DynStore) {
         );
     }
 }
+
+/// An accepted message is stored with no deliveries and its fan-out pending;
+/// the fan-out writes them and ends the pending state, once: a second fan-out
+/// (a sweep, another node) writes and answers nothing.
+pub async fn an_accepted_message_is_fanned_out_exactly_once(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |_| {}).await;
+    let msg = message_for(&app.id, "user.created");
+    store.accept_message(&msg).await.unwrap();
+
+    assert_eq!(
+        store
+            .message_by_key(&app.id, &msg.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&msg)
+    );
+    assert_eq!(store.delivery_for(&msg.id, &ep.id).await.unwrap(), None);
+    assert!(store
+        .list_pending_deliveries(None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let pending = store
+        .list_pending_fanouts(now() + secs(1), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![msg.clone()]);
+    // The sweep's age cut: a message created at `before` or later is not listed.
+    assert!(store
+        .list_pending_fanouts(msg.created_at, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let deliveries = store.fan_out(&msg).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        (deliveries[0].endpoint_id.as_str(), deliveries[0].status),
+        (ep.id.as_str(), MessageStatus::Pending)
+    );
+    assert_eq!(
+        store.delivery_for(&msg.id, &ep.id).await.unwrap().as_ref(),
+        Some(&deliveries[0])
+    );
+    assert!(store
+        .list_pending_fanouts(now() + secs(1), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert!(store.fan_out(&msg).await.unwrap().is_empty());
+    assert_eq!(
+        store.list_pending_deliveries(None, 10).await.unwrap().len(),
+        1
+    );
+}
+
+/// Fan-outs started side by side on one message (the stage and a sweep, or two
+/// nodes) write its deliveries once between them, and fan-outs of different
+/// messages in one group each get their own.
+pub async fn concurrent_fan_outs_write_each_message_once(store: DynStore) {
+    let app = new_app(&store).await;
+    for _ in 0..3 {
+        new_endpoint(&store, &app.id, |_| {}).await;
+    }
+    let msgs: Vec<Message> = (0..10)
+        .map(|_| message_for(&app.id, "user.created"))
+        .collect();
+    for msg in &msgs {
+        store.accept_message(msg).await.unwrap();
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for round in 0..3 {
+        for (i, msg) in msgs.iter().cloned().enumerate() {
+            let store = store.clone();
+            running.spawn(async move { (round, i, store.fan_out(&msg).await) });
+        }
+    }
+    let mut written = vec![0; msgs.len()];
+    while let Some(joined) = running.join_next().await {
+        let (_, i, outcome) = joined.expect("fan-out task");
+        let deliveries = outcome.expect("a fan-out succeeds");
+        assert!(deliveries.iter().all(|d| d.msg_id == msgs[i].id));
+        written[i] += deliveries.len();
+    }
+    assert_eq!(
+        written,
+        vec![3; msgs.len()],
+        "three endpoints, written once"
+    );
+    assert_eq!(
+        store
+            .list_pending_deliveries(None, 100)
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
+}
+
+/// Pending fan-outs page in id order, so a sweep over many walks them all.
+pub async fn pending_fan_outs_page_in_id_order(store: DynStore) {
+    let app = new_app(&store).await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        let msg = message_for(&app.id, "user.created");
+        store.accept_message(&msg).await.unwrap();
+        ids.push(msg.id);
+    }
+    ids.sort();
+    let before = now() + secs(1);
+    let (mut after, mut seen) = (None::<String>, Vec::new());
+    for _ in 0..10 {
+        let page = store
+            .list_pending_fanouts(before, after.as_deref(), 3)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.into_iter().map(|m| m.id));
+    }
+    assert_eq!(seen, ids);
+}

@@ -1,0 +1,110 @@
+//! The fan-out stage. `POST /msg` answers `202` once the message is stored
+//! (with its fan-out pending, see [`Store::accept_message`]) and hands it here;
+//! this stage writes its deliveries ([`Store::fan_out`]) and queues them. The
+//! producer so waits for one row, never for one row per endpoint: a message to
+//! a thousand endpoints is accepted as fast as one to a single endpoint.
+//!
+//! Fan-outs run side by side, so that the store's writer folds many into one
+//! transaction, but only so many deliveries are being written at once
+//! ([`BUDGET`], counted by the app's size at its last fan-out): a burst of
+//! wide fan-outs cannot make the writer's transactions long, which is what new
+//! messages wait for. A fan-out the store refuses is tried a few times and then
+//! left pending in the store, where the engine's sweep or the next start finds
+//! it ([`crate::dispatch::Engine::fan_out_pending`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookd_core::model::{Delivery, Message};
+use hookd_queue::Queue;
+use hookd_store::Store;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Accepted messages waiting for their fan-out before `submit` waits too.
+const BACKLOG: usize = 4_096;
+/// Most deliveries being written by fan-outs at one time.
+pub const BUDGET: u32 = 512;
+/// Tries of one fan-out before it is left to the sweep.
+const TRIES: u32 = 5;
+/// Apps whose last fan-out size is remembered (the map is cleared past this).
+const SIZES_KEPT: usize = 10_000;
+
+/// Handle to the stage; cloning it is cheap.
+#[derive(Clone)]
+pub struct FanOuts {
+    tx: mpsc::Sender<Arc<Message>>,
+}
+
+impl FanOuts {
+    /// Starts the stage on the current runtime. It ends when every handle is
+    /// dropped and the fan-outs it holds are done.
+    pub fn spawn(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
+        let (tx, rx) = mpsc::channel(BACKLOG);
+        tokio::spawn(run(store, queue, rx));
+        Self { tx }
+    }
+
+    /// Hands over an accepted message. Waits only while the stage already
+    /// holds [`BACKLOG`] messages, which slows producers down to the rate at
+    /// which fan-outs are written. If the stage has stopped, the message stays
+    /// pending in the store for the sweep.
+    pub async fn submit(&self, msg: Arc<Message>) {
+        if self.tx.send(msg).await.is_err() {
+            tracing::warn!("the fan-out stage has stopped; the message waits for the sweep");
+        }
+    }
+}
+
+async fn run(store: Arc<dyn Store>, queue: Arc<dyn Queue>, mut rx: mpsc::Receiver<Arc<Message>>) {
+    let budget = Arc::new(Semaphore::new(BUDGET as usize));
+    let sizes: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    while let Some(msg) = rx.recv().await {
+        let weight = sizes
+            .lock()
+            .expect("fan-out sizes poisoned")
+            .get(&msg.app_id)
+            .copied()
+            .unwrap_or(1)
+            .clamp(1, BUDGET);
+        let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
+            return;
+        };
+        let (store, queue, sizes) = (store.clone(), queue.clone(), sizes.clone());
+        tokio::spawn(async move {
+            let Some(deliveries) = fan_out(store.as_ref(), &msg).await else {
+                return;
+            };
+            drop(permit);
+            {
+                let mut sizes = sizes.lock().expect("fan-out sizes poisoned");
+                if sizes.len() >= SIZES_KEPT {
+                    sizes.clear();
+                }
+                let n = u32::try_from(deliveries.len()).unwrap_or(u32::MAX);
+                sizes.insert(msg.app_id.clone(), n);
+            }
+            crate::push_tasks(&queue, crate::dispatch::fresh_tasks(&deliveries, &msg)).await;
+        });
+    }
+}
+
+/// Writes the message's fan-out, trying again after a failure; `None` if it
+/// still fails, leaving the fan-out pending in the store.
+async fn fan_out(store: &dyn Store, msg: &Message) -> Option<Vec<Delivery>> {
+    let mut pause = Duration::from_millis(100);
+    for attempt in 1..=TRIES {
+        match store.fan_out(msg).await {
+            Ok(d) => return Some(d),
+            Err(e) if attempt == TRIES => {
+                tracing::warn!(msg_id = %msg.id, error = %e, "could not fan out the message; the sweep will");
+            }
+            Err(e) => {
+                tracing::debug!(msg_id = %msg.id, error = %e, "fan-out failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+    None
+}
