@@ -109,6 +109,18 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// [`AppState::enqueue`] for the deliveries of a message just created,
+    /// handing the worker what it would otherwise read back.
+    pub async fn enqueue_fresh(
+        &self,
+        deliveries: &[Delivery],
+        msg: &Arc<hookd_core::model::Message>,
+    ) {
+        push_tasks(&self.queue, dispatch::fresh_tasks(deliveries, msg)).await;
+    }
+}
+
 /// Pushes tasks for deliveries already committed. A shared queue that is slow
 /// or down must not hold up the caller (an API answer): the push then runs on
 /// its own, and the workers' sweeps pick up any push that fails.

@@ -752,8 +752,11 @@ async fn messages_accepted_but_not_fanned_out_before_a_crash_are_delivered_after
     let rx = Receiver::ok().await;
     let srv = TestServer::start().await;
     let app = srv.app("crash-before-fan-out").await;
-    srv.endpoint(&app, json!({"url": rx.url})).await;
-    srv.endpoint(&app, json!({"url": rx.url})).await;
+    // Wide enough that the fan-out is not written with the message.
+    let width = hookd_store::INLINE_FANOUT + 1;
+    for _ in 0..width {
+        srv.endpoint(&app, json!({"url": rx.url})).await;
+    }
     let dir = srv.stop().await;
     // Accepted (what a 202 promises) with the fan-out still to be written.
     let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
@@ -762,16 +765,37 @@ async fn messages_accepted_but_not_fanned_out_before_a_crash_are_delivered_after
         let store = hookd_store::open(&db).await.unwrap();
         for i in 0..5 {
             let msg = message_of(&app, i);
-            store.accept_message(&msg).await.unwrap();
+            assert_eq!(store.accept_message(&msg).await.unwrap(), None);
             sent.push(msg.id);
         }
     }
     sent.sort();
     let srv = TestServer::start_in(dir, |_| {}).await;
-    let hits = rx.wait_for(10, WAIT).await;
+    let hits = rx.wait_for(5 * width, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(distinct_ids(&hits), sent, "every accepted message arrives");
-    assert_eq!(rx.count(), 10, "once at each of the two endpoints");
+    assert_eq!(rx.count(), 5 * width, "once at each endpoint");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_to_a_wide_app_reaches_every_endpoint_once_through_the_fan_out_stage() {
+    let rx = Receiver::ok().await;
+    // No sweep within the test: only the fan-out stage can deliver these.
+    let srv =
+        TestServer::start_with(|s| s.engine.fanout_sweep_every = Duration::from_secs(3600)).await;
+    let app = srv.app("wide").await;
+    let width = hookd_store::INLINE_FANOUT + 4;
+    for _ in 0..width {
+        srv.endpoint(&app, json!({"url": rx.url})).await;
+    }
+    for _ in 0..3 {
+        srv.send(&app, "a.b", json!({})).await;
+    }
+    let hits = rx.wait_for(3 * width, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(distinct_ids(&hits).len(), 3);
+    assert_eq!(rx.count(), 3 * width, "each message once at each endpoint");
     srv.stop().await;
 }
 
@@ -784,21 +808,24 @@ async fn the_sweep_fans_out_what_the_fan_out_stage_left_pending() {
     })
     .await;
     let app = srv.app("left-pending").await;
-    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let width = hookd_store::INLINE_FANOUT + 1;
+    for _ in 0..width {
+        srv.endpoint(&app, json!({"url": rx.url})).await;
+    }
     // Accepted behind the stage's back, as if its fan-out had failed.
     let msg = message_of(&app, 0);
-    srv.store.accept_message(&msg).await.unwrap();
-    let hits = rx.wait_for(1, WAIT).await;
+    assert_eq!(srv.store.accept_message(&msg).await.unwrap(), None);
+    let hits = rx.wait_for(width, WAIT).await;
     assert_eq!(distinct_ids(&hits), vec![msg.id.clone()]);
     // Messages through the API meanwhile are fanned out once, by the stage or
     // the sweep, whichever comes first.
-    for _ in 0..20 {
+    for _ in 0..5 {
         srv.send(&app, "a.b", json!({})).await;
     }
-    let hits = rx.wait_for(21, WAIT).await;
+    let hits = rx.wait_for(6 * width, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(distinct_ids(&hits).len(), 21);
-    assert_eq!(rx.count(), 21, "each exactly once");
+    assert_eq!(distinct_ids(&hits).len(), 6);
+    assert_eq!(rx.count(), 6 * width, "each exactly once at each endpoint");
     srv.stop().await;
 }
 

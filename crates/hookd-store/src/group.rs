@@ -31,9 +31,15 @@ pub(crate) type Conn<B> = <<B as GroupWrites>::Db as Database>::Connection;
 pub(crate) trait GroupWrites: Send + Sync + 'static {
     type Db: Database;
 
-    /// Inserts the messages, each with its pending fan-out; any failing
-    /// message fails the whole call.
-    async fn insert_messages(&self, conn: &mut Conn<Self>, msgs: &[&Message]) -> Result<()>;
+    /// Inserts the messages, answering for each the deliveries written with
+    /// it when its app has at most [`crate::INLINE_FANOUT`] endpoints, or
+    /// `None` when its fan-out was left pending; any failing message fails the
+    /// whole call.
+    async fn accept_messages(
+        &self,
+        conn: &mut Conn<Self>,
+        msgs: &[&Message],
+    ) -> Result<Vec<Accepted>>;
 
     /// Claims the pending fan-outs of the messages and inserts their
     /// deliveries, answering each message's new deliveries in order: none for
@@ -60,8 +66,11 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 /// Attempt outcomes with their deliveries' new state.
 type Outcomes = Vec<(Attempt, Delivery)>;
 
+/// What accepting a message answers: its deliveries if it was fanned out at once.
+type Accepted = Option<Vec<Delivery>>;
+
 enum Op {
-    Accept(Message, Reply<()>),
+    Accept(Message, Reply<Accepted>),
     FanOut(Message, Reply<Vec<Delivery>>),
     RecordAttempts(Outcomes, Reply<()>),
 }
@@ -80,7 +89,7 @@ impl Writer {
         Self { tx }
     }
 
-    pub(crate) async fn accept_message(&self, msg: &Message) -> Result<()> {
+    pub(crate) async fn accept_message(&self, msg: &Message) -> Result<Accepted> {
         let (reply, answer) = oneshot::channel();
         self.send(Op::Accept(msg.clone(), reply))?;
         answer.await.map_err(|_| closed())?
@@ -110,6 +119,7 @@ fn closed() -> StoreError {
 /// What a finished write owes its caller, held until the commit.
 enum Done {
     Unit(Reply<()>, Result<()>),
+    Accept(Reply<Accepted>, Result<Accepted>),
     FanOut(Reply<Vec<Delivery>>, Result<Vec<Delivery>>),
 }
 
@@ -117,6 +127,7 @@ impl Done {
     fn ok(&self) -> bool {
         match self {
             Done::Unit(_, r) => r.is_ok(),
+            Done::Accept(_, r) => r.is_ok(),
             Done::FanOut(_, r) => r.is_ok(),
         }
     }
@@ -133,6 +144,9 @@ impl Done {
             Done::Unit(reply, r) => {
                 let _ = reply.send(pick(r, failure));
             }
+            Done::Accept(reply, r) => {
+                let _ = reply.send(pick(r, failure));
+            }
             Done::FanOut(reply, r) => {
                 let _ = reply.send(pick(r, failure));
             }
@@ -142,9 +156,8 @@ impl Done {
     /// Answers an op that never ran.
     fn failed(op: Op, e: &StoreError) -> Self {
         match op {
-            Op::Accept(_, reply) | Op::RecordAttempts(_, reply) => {
-                Done::Unit(reply, Err(clone_err(e)))
-            }
+            Op::Accept(_, reply) => Done::Accept(reply, Err(clone_err(e))),
+            Op::RecordAttempts(_, reply) => Done::Unit(reply, Err(clone_err(e))),
             Op::FanOut(_, reply) => Done::FanOut(reply, Err(clone_err(e))),
         }
     }
@@ -182,7 +195,7 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
 #[derive(Default)]
 struct Kinds {
     records: Vec<(Outcomes, Reply<()>)>,
-    accepts: Vec<(Message, Reply<()>)>,
+    accepts: Vec<(Message, Reply<Accepted>)>,
     fanouts: Vec<(Message, Reply<Vec<Delivery>>)>,
 }
 
@@ -209,7 +222,7 @@ impl Kinds {
             done.push(Done::Unit(reply, Err(clone_err(e))));
         }
         for (_, reply) in self.accepts {
-            done.push(Done::Unit(reply, Err(clone_err(e))));
+            done.push(Done::Accept(reply, Err(clone_err(e))));
         }
         for (_, reply) in self.fanouts {
             done.push(Done::FanOut(reply, Err(clone_err(e))));
@@ -258,9 +271,11 @@ async fn commit_group<B: GroupWrites>(
     // The usual case: every write succeeds, so the group runs as plain
     // statements in the one transaction, with no savepoint round trips.
     let first_err = match write_all(backend, &mut tx, &all, &k).await {
-        Ok(fanouts) => {
+        Ok((accepted, fanouts)) => {
             done.extend(k.records.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
-            done.extend(k.accepts.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
+            for ((_, reply), a) in k.accepts.into_iter().zip(accepted) {
+                done.push(Done::Accept(reply, Ok(a)));
+            }
             for ((_, reply), deliveries) in k.fanouts.into_iter().zip(fanouts) {
                 done.push(Done::FanOut(reply, Ok(deliveries)));
             }
@@ -275,7 +290,7 @@ async fn commit_group<B: GroupWrites>(
         if let Some((_, reply)) = k.records.pop() {
             done.push(Done::Unit(reply, Err(first_err)));
         } else if let Some((_, reply)) = k.accepts.pop() {
-            done.push(Done::Unit(reply, Err(first_err)));
+            done.push(Done::Accept(reply, Err(first_err)));
         } else if let Some((_, reply)) = k.fanouts.pop() {
             done.push(Done::FanOut(reply, Err(first_err)));
         }
@@ -312,17 +327,21 @@ async fn commit_group<B: GroupWrites>(
     }
     if !k.accepts.is_empty() {
         let mut sp = tx.begin().await.map_err(B::error)?;
-        if backend
-            .insert_messages(&mut sp, &messages(&k.accepts))
+        match backend
+            .accept_messages(&mut sp, &messages(&k.accepts))
             .await
-            .is_ok()
         {
-            sp.commit().await.map_err(B::error)?;
-            any_ok = true;
-            done.extend(k.accepts.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
-        } else {
-            sp.rollback().await.map_err(B::error)?;
-            singles.extend(k.accepts.into_iter().map(|(m, r)| Op::Accept(m, r)));
+            Ok(accepted) => {
+                sp.commit().await.map_err(B::error)?;
+                any_ok = true;
+                for ((_, reply), a) in k.accepts.into_iter().zip(accepted) {
+                    done.push(Done::Accept(reply, Ok(a)));
+                }
+            }
+            Err(_) => {
+                sp.rollback().await.map_err(B::error)?;
+                singles.extend(k.accepts.into_iter().map(|(m, r)| Op::Accept(m, r)));
+            }
         }
     }
     if !k.fanouts.is_empty() {
@@ -361,30 +380,40 @@ async fn commit_group<B: GroupWrites>(
 }
 
 /// The group's writes as plain statements on `conn`: attempt outcomes first,
-/// then the new messages, then the fan-outs, whose deliveries are answered in
-/// order.
+/// then the new messages, then the fan-outs; what the messages and fan-outs
+/// answer comes back in order.
 async fn write_all<B: GroupWrites>(
     backend: &B,
     conn: &mut Conn<B>,
     outcomes: &[(Attempt, Delivery)],
     k: &Kinds,
-) -> Result<Vec<Vec<Delivery>>> {
+) -> Result<(Vec<Accepted>, Vec<Vec<Delivery>>)> {
     if !outcomes.is_empty() {
         backend.record_attempts(conn, outcomes).await?;
     }
-    if !k.accepts.is_empty() {
-        backend.insert_messages(conn, &messages(&k.accepts)).await?;
-    }
-    if k.fanouts.is_empty() {
-        return Ok(Vec::new());
-    }
-    backend.fan_out(conn, &messages(&k.fanouts)).await
+    let accepted = if k.accepts.is_empty() {
+        Vec::new()
+    } else {
+        backend.accept_messages(conn, &messages(&k.accepts)).await?
+    };
+    let fanouts = if k.fanouts.is_empty() {
+        Vec::new()
+    } else {
+        backend.fan_out(conn, &messages(&k.fanouts)).await?
+    };
+    Ok((accepted, fanouts))
 }
 
 /// Runs one op on `conn`, which the caller commits or rolls back by its result.
 async fn run_one<B: GroupWrites>(backend: &B, conn: &mut Conn<B>, op: Op) -> Done {
     match op {
-        Op::Accept(msg, reply) => Done::Unit(reply, backend.insert_messages(conn, &[&msg]).await),
+        Op::Accept(msg, reply) => {
+            let one = backend
+                .accept_messages(conn, &[&msg])
+                .await
+                .map(|mut accepted| accepted.pop().flatten());
+            Done::Accept(reply, one)
+        }
         Op::FanOut(msg, reply) => {
             let one = backend
                 .fan_out(conn, &[&msg])

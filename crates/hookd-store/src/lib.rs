@@ -19,6 +19,10 @@ use hookd_core::model::{
 
 pub use types::*;
 
+/// Apps with at most this many endpoints have a message fanned out in the
+/// transaction that accepts it; wider apps have it fanned out just after.
+pub const INLINE_FANOUT: usize = 16;
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +141,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     // --- messages -----------------------------------------------------------
-    /// Stores the message durably with its fan-out pending: what a `202`
-    /// promises. `Conflict` if the `eventId` was already used in this app,
-    /// `NotFound` if the app is gone.
-    async fn accept_message(&self, msg: &Message) -> Result<()>;
+    /// Stores the message durably: what a `202` promises. When its app has at
+    /// most [`INLINE_FANOUT`] endpoints, the message is fanned out in the same
+    /// transaction and its deliveries are returned; otherwise its fan-out is
+    /// left pending for [`Store::fan_out`] and `None` is returned, so that
+    /// accepting a message never waits for one row per endpoint of a wide app.
+    /// `Conflict` if the `eventId` was already used in this app, `NotFound` if
+    /// the app is gone.
+    async fn accept_message(&self, msg: &Message) -> Result<Option<Vec<Delivery>>>;
     /// Fans an accepted message out: one pending delivery for every endpoint of
     /// the app that matches it (see `hookd_core::filter`), due at its first due
     /// time, written in the transaction that ends its pending fan-out. Returns
@@ -160,8 +168,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::accept_message`] and then [`Store::fan_out`], for callers that
     /// want the deliveries at once (operational events, tests).
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
-        self.accept_message(msg).await?;
-        self.fan_out(msg).await
+        match self.accept_message(msg).await? {
+            Some(deliveries) => Ok(deliveries),
+            None => self.fan_out(msg).await,
+        }
     }
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;
     /// Newest first unless the page says otherwise; the cursor is a message id.

@@ -191,7 +191,7 @@ async fn create_message(
             .map(hookd_core::model::truncate_ms)
             .filter(|t| *t > now),
     };
-    state
+    let fanned = state
         .store
         .accept_message(&msg)
         .await
@@ -201,9 +201,13 @@ async fn create_message(
             }
             other => other.into(),
         })?;
-    // Durably stored: the 202 may go. The deliveries follow from the stage.
+    // Durably stored: the 202 may go. The deliveries of a wide app follow
+    // from the fan-out stage; a narrow app's were written with the message.
     let msg = Arc::new(msg);
-    state.fanouts.submit(msg.clone()).await;
+    match fanned {
+        Some(deliveries) => state.enqueue_fresh(&deliveries, &msg).await,
+        None => state.fanouts.submit(msg.clone()).await,
+    }
     let msg = Arc::unwrap_or_clone(msg);
     Ok((
         StatusCode::ACCEPTED,

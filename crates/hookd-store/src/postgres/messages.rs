@@ -13,7 +13,7 @@ use super::codec::{ms, opt_json, Cols};
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
 use super::{deliveries, endpoints};
-use crate::{fanout, MessageFilter, PageReq, Result, StoreError};
+use crate::{fanout, MessageFilter, PageReq, Result, StoreError, INLINE_FANOUT};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
 pub(super) const COLUMNS: &[&str] = &[
@@ -49,10 +49,20 @@ fn select_m(filter: &str) -> String {
     )
 }
 
-/// Inserts the messages, each with its pending fan-out, inside the caller's
-/// transaction; any failing message (a missing app, a duplicate `eventId`)
-/// fails the whole call.
-pub(super) async fn insert_many(conn: &mut PgConnection, msgs: &[&Message]) -> Result<()> {
+/// Inserts the messages inside the caller's transaction, fanning out at once
+/// those whose app has at most [`INLINE_FANOUT`] enabled endpoints (answered
+/// with their deliveries) and leaving the others' fan-out pending (answered
+/// `None`); any failing message (a missing app, a duplicate `eventId`) fails
+/// the whole call.
+///
+/// The apps' rows are first taken in shared mode, in id order: messages of an
+/// app are created side by side, but no endpoint of it can be created,
+/// changed or deleted until the deliveries are written, so the fan-out matches
+/// the endpoints as they are when the messages commit.
+pub(super) async fn accept_many(
+    conn: &mut PgConnection,
+    msgs: &[&Message],
+) -> Result<Vec<Option<Vec<Delivery>>>> {
     let mut app_ids: Vec<&str> = msgs.iter().map(|m| m.app_id.as_str()).collect();
     app_ids.sort_unstable();
     app_ids.dedup();
@@ -66,13 +76,10 @@ pub(super) async fn insert_many(conn: &mut PgConnection, msgs: &[&Message]) -> R
             .map(|m| opt_json(f(m)))
             .collect::<Result<Vec<_>>>()
     };
-    let created: Vec<i64> = msgs.iter().map(|m| ms(m.created_at)).collect();
     sqlx::query(
-        "WITH m AS (INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, \
-         deliver_at) \
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::int8[], $9::int8[]) RETURNING id, created_at) \
-         INSERT INTO pending_fanouts (msg_id, created_at) SELECT id, created_at FROM m",
+         $7::text[], $8::int8[], $9::int8[])",
     )
     .bind(texts(|m| m.id.as_str()))
     .bind(texts(|m| m.app_id.as_str()))
@@ -81,12 +88,57 @@ pub(super) async fn insert_many(conn: &mut PgConnection, msgs: &[&Message]) -> R
     .bind(opt_texts(|m| m.payload.as_deref()))
     .bind(lists(|m| m.channels.as_ref())?)
     .bind(lists(|m| m.tags.as_ref())?)
-    .bind(&created)
+    .bind(msgs.iter().map(|m| ms(m.created_at)).collect::<Vec<_>>())
     .bind(msgs.iter().map(|m| m.deliver_at.map(ms)).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    Ok(())
+
+    let by_app = enabled_endpoints(&mut *conn, &app_ids).await?;
+    let (now, later): (Vec<&Message>, Vec<&Message>) = msgs.iter().copied().partition(|m| {
+        by_app
+            .get(&m.app_id)
+            .is_none_or(|l| l.len() <= INLINE_FANOUT)
+    });
+    let fanouts = fanout::deliveries(&now, |app| by_app.get(app).map_or(&[], Vec::as_slice));
+    let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
+    deliveries::insert_all(&mut *conn, &all).await?;
+    if !later.is_empty() {
+        sqlx::query(
+            "INSERT INTO pending_fanouts (msg_id, created_at) SELECT * FROM UNNEST($1::text[], $2::int8[])",
+        )
+        .bind(later.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
+        .bind(later.iter().map(|m| ms(m.created_at)).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    let mut by_msg: HashMap<&str, Vec<Delivery>> =
+        now.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
+    Ok(msgs.iter().map(|m| by_msg.remove(m.id.as_str())).collect())
+}
+
+/// The enabled endpoints of the apps, by app.
+async fn enabled_endpoints(
+    conn: &mut PgConnection,
+    app_ids: &[&str],
+) -> Result<HashMap<String, Vec<Endpoint>>> {
+    let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    if app_ids.is_empty() {
+        return Ok(by_app);
+    }
+    let rows = sqlx::query(&endpoints::select(
+        "app_id = ANY($1) AND NOT disabled ORDER BY app_id, id",
+    ))
+    .bind(app_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    for row in &rows {
+        let ep = endpoints::from_cols(&Cols::new(row))?;
+        by_app.entry(ep.app_id.clone()).or_default().push(ep);
+    }
+    Ok(by_app)
 }
 
 /// Claims the pending fan-outs of `msgs` and inserts their deliveries inside
@@ -119,21 +171,10 @@ pub(super) async fn fan_out(
     let mut app_ids: Vec<&str> = mine.iter().map(|m| m.app_id.as_str()).collect();
     app_ids.sort_unstable();
     app_ids.dedup();
-    let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
     if !app_ids.is_empty() {
         apps::lock_all(&mut *conn, &app_ids, AppLock::Shared).await?;
-        let rows = sqlx::query(&endpoints::select(
-            "app_id = ANY($1) AND NOT disabled ORDER BY app_id, id",
-        ))
-        .bind(&app_ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-        for row in &rows {
-            let ep = endpoints::from_cols(&Cols::new(row))?;
-            by_app.entry(ep.app_id.clone()).or_default().push(ep);
-        }
     }
+    let by_app = enabled_endpoints(&mut *conn, &app_ids).await?;
     let fanouts = fanout::deliveries(&mine, |app| by_app.get(app).map_or(&[], Vec::as_slice));
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::insert_all(&mut *conn, &all).await?;

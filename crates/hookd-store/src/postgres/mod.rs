@@ -267,7 +267,7 @@ impl Store for PgStore {
         r
     }
 
-    async fn accept_message(&self, msg: &Message) -> Result<()> {
+    async fn accept_message(&self, msg: &Message) -> Result<Option<Vec<Delivery>>> {
         self.writer.accept_message(msg).await
     }
 

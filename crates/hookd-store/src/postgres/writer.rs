@@ -16,8 +16,12 @@ pub(super) struct PgWrites;
 impl GroupWrites for PgWrites {
     type Db = Postgres;
 
-    async fn insert_messages(&self, conn: &mut PgConnection, msgs: &[&Message]) -> Result<()> {
-        messages::insert_many(conn, msgs).await
+    async fn accept_messages(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Message],
+    ) -> Result<Vec<Option<Vec<Delivery>>>> {
+        messages::accept_many(conn, msgs).await
     }
 
     async fn fan_out(

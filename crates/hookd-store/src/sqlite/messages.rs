@@ -13,7 +13,7 @@ use super::codec::{ms, opt_json, Cols};
 use super::deliveries;
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
-use crate::{fanout, MessageFilter, PageReq, Result};
+use crate::{fanout, MessageFilter, PageReq, Result, INLINE_FANOUT};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
 pub(super) const COLUMNS: &[&str] = &[
@@ -53,21 +53,54 @@ fn select_m(filter: &str) -> String {
 /// bound-parameter limit).
 const CHUNK: usize = 400;
 
-/// Inserts the messages, each with its pending fan-out, in a few statements.
-/// One failing row (say, a duplicate `eventId`) fails the whole call: the
-/// writer then retries the messages one by one.
-pub(super) async fn insert_many(conn: &mut SqliteConnection, msgs: &[&Message]) -> Result<()> {
+/// Inserts the messages in a few statements, fanning out at once those whose
+/// app has at most [`INLINE_FANOUT`] endpoints (answered with their
+/// deliveries) and leaving the others' fan-out pending (answered `None`). One
+/// failing row (say, a duplicate `eventId`) fails the whole call: the writer
+/// then retries the messages one by one.
+///
+/// The message insert goes first, so that the transaction holds SQLite's write
+/// lock before the endpoints are read: they cannot change before the
+/// deliveries are written, and no read-to-write lock upgrade can fail.
+pub(super) async fn accept_many(
+    conn: &mut SqliteConnection,
+    msgs: &[&Message],
+    cache: &EndpointCache,
+) -> Result<Vec<Option<Vec<Delivery>>>> {
     let mut qb = QueryBuilder::new("");
     push_inserts(&mut qb, msgs)?;
-    for chunk in msgs.chunks(CHUNK) {
+    qb.build().execute(&mut *conn).await.map_err(db)?;
+    let mut lists = HashMap::new();
+    for msg in msgs {
+        if !lists.contains_key(msg.app_id.as_str()) {
+            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+            lists.insert(msg.app_id.as_str(), list);
+        }
+    }
+    let inline = |m: &Message| {
+        lists
+            .get(m.app_id.as_str())
+            .is_none_or(|l| l.len() <= INLINE_FANOUT)
+    };
+    let (now, later): (Vec<&Message>, Vec<&Message>) =
+        msgs.iter().copied().partition(|m| inline(m));
+    let fanouts = fanout::deliveries(&now, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
+    let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
+    let mut qb = QueryBuilder::new("");
+    deliveries::push_inserts(&mut qb, &all);
+    for chunk in later.chunks(CHUNK) {
         qb.push("INSERT INTO pending_fanouts (msg_id, created_at) ");
         qb.push_values(chunk, |mut b, msg| {
             b.push_bind(&msg.id).push_bind(ms(msg.created_at));
         });
         qb.push("; ");
     }
-    qb.build().execute(&mut *conn).await.map_err(db)?;
-    Ok(())
+    if !all.is_empty() || !later.is_empty() {
+        qb.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    let mut by_msg: HashMap<&str, Vec<Delivery>> =
+        now.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
+    Ok(msgs.iter().map(|m| by_msg.remove(m.id.as_str())).collect())
 }
 
 /// Claims the pending fan-outs of `msgs` and inserts their deliveries,

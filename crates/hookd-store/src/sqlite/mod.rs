@@ -302,7 +302,7 @@ impl Store for SqliteStore {
         r
     }
 
-    async fn accept_message(&self, msg: &Message) -> Result<()> {
+    async fn accept_message(&self, msg: &Message) -> Result<Option<Vec<Delivery>>> {
         self.writer.accept_message(msg).await
     }
 

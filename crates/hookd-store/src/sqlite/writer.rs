@@ -23,8 +23,12 @@ pub(super) struct SqliteWrites {
 impl GroupWrites for SqliteWrites {
     type Db = Sqlite;
 
-    async fn insert_messages(&self, conn: &mut SqliteConnection, msgs: &[&Message]) -> Result<()> {
-        messages::insert_many(conn, msgs).await
+    async fn accept_messages(
+        &self,
+        conn: &mut SqliteConnection,
+        msgs: &[&Message],
+    ) -> Result<Vec<Option<Vec<Delivery>>>> {
+        messages::accept_many(conn, msgs, &self.cache).await
     }
 
     async fn fan_out(

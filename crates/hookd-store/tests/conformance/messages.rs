@@ -2,7 +2,7 @@
 //! and expunging.
 
 use hookd_core::model::{Message, MessageStatus};
-use hookd_store::{MessageFilter, StoreError};
+use hookd_store::{MessageFilter, StoreError, INLINE_FANOUT};
 
 use super::{
     asc, desc, message_for, new_app, new_endpoint, now, secs, send, sorted, walk, DynStore,
@@ -404,24 +404,63 @@ pub async fn concurrent_creations_fail_alone(store: DynStore) {
     }
 }
 
-/// An accepted message is stored with no deliveries and its fan-out pending;
-/// the fan-out writes them and ends the pending state, once: a second fan-out
-/// (a sweep, another node) writes and answers nothing.
-pub async fn an_accepted_message_is_fanned_out_exactly_once(store: DynStore) {
-    let app = new_app(&store).await;
-    let ep = new_endpoint(&store, &app.id, |_| {}).await;
-    let msg = message_for(&app.id, "user.created");
-    store.accept_message(&msg).await.unwrap();
+/// An app with more than `INLINE_FANOUT` endpoints, and those endpoints' ids.
+async fn wide_app(store: &DynStore) -> (String, Vec<String>) {
+    let app = new_app(store).await;
+    let mut eps = Vec::new();
+    for _ in 0..=INLINE_FANOUT {
+        eps.push(new_endpoint(store, &app.id, |_| {}).await.id);
+    }
+    eps.sort();
+    (app.id, eps)
+}
 
+/// A message to an app of few endpoints is fanned out in the transaction that
+/// accepts it: its deliveries come back at once and nothing is left pending.
+pub async fn a_narrow_apps_message_is_fanned_out_as_it_is_accepted(store: DynStore) {
+    let app = new_app(&store).await;
+    for _ in 0..INLINE_FANOUT {
+        new_endpoint(&store, &app.id, |_| {}).await;
+    }
+    let msg = message_for(&app.id, "user.created");
+    let deliveries = store
+        .accept_message(&msg)
+        .await
+        .unwrap()
+        .expect("fanned out at once");
+    assert_eq!(deliveries.len(), INLINE_FANOUT);
+    assert!(store
+        .list_pending_fanouts(now() + secs(1), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        store.fan_out(&msg).await.unwrap().is_empty(),
+        "nothing left to fan out"
+    );
     assert_eq!(
         store
-            .message_by_key(&app.id, &msg.id)
+            .list_pending_deliveries(None, 100)
             .await
             .unwrap()
-            .as_ref(),
+            .len(),
+        INLINE_FANOUT
+    );
+}
+
+/// A message to a wide app is stored with no deliveries and its fan-out
+/// pending; the fan-out writes them and ends the pending state, once: a second
+/// fan-out (a sweep, another node) writes and answers nothing.
+pub async fn a_wide_apps_message_is_accepted_then_fanned_out_exactly_once(store: DynStore) {
+    let (app, eps) = wide_app(&store).await;
+    let msg = message_for(&app, "user.created");
+    assert_eq!(store.accept_message(&msg).await.unwrap(), None);
+
+    assert_eq!(
+        store.message_by_key(&app, &msg.id).await.unwrap().as_ref(),
         Some(&msg)
     );
-    assert_eq!(store.delivery_for(&msg.id, &ep.id).await.unwrap(), None);
+    assert_eq!(store.delivery_for(&msg.id, &eps[0]).await.unwrap(), None);
     assert!(store
         .list_pending_deliveries(None, 10)
         .await
@@ -440,14 +479,15 @@ pub async fn an_accepted_message_is_fanned_out_exactly_once(store: DynStore) {
         .is_empty());
 
     let deliveries = store.fan_out(&msg).await.unwrap();
-    assert_eq!(deliveries.len(), 1);
+    let mut got: Vec<String> = deliveries.iter().map(|d| d.endpoint_id.clone()).collect();
+    got.sort();
+    assert_eq!(got, eps);
+    assert!(deliveries
+        .iter()
+        .all(|d| d.status == MessageStatus::Pending));
     assert_eq!(
-        (deliveries[0].endpoint_id.as_str(), deliveries[0].status),
-        (ep.id.as_str(), MessageStatus::Pending)
-    );
-    assert_eq!(
-        store.delivery_for(&msg.id, &ep.id).await.unwrap().as_ref(),
-        Some(&deliveries[0])
+        store.delivery_for(&msg.id, &eps[0]).await.unwrap().as_ref(),
+        deliveries.iter().find(|d| d.endpoint_id == eps[0])
     );
     assert!(store
         .list_pending_fanouts(now() + secs(1), None, 10)
@@ -457,8 +497,12 @@ pub async fn an_accepted_message_is_fanned_out_exactly_once(store: DynStore) {
 
     assert!(store.fan_out(&msg).await.unwrap().is_empty());
     assert_eq!(
-        store.list_pending_deliveries(None, 10).await.unwrap().len(),
-        1
+        store
+            .list_pending_deliveries(None, 100)
+            .await
+            .unwrap()
+            .len(),
+        eps.len()
     );
 }
 
@@ -466,51 +510,42 @@ pub async fn an_accepted_message_is_fanned_out_exactly_once(store: DynStore) {
 /// nodes) write its deliveries once between them, and fan-outs of different
 /// messages in one group each get their own.
 pub async fn concurrent_fan_outs_write_each_message_once(store: DynStore) {
-    let app = new_app(&store).await;
-    for _ in 0..3 {
-        new_endpoint(&store, &app.id, |_| {}).await;
-    }
-    let msgs: Vec<Message> = (0..10)
-        .map(|_| message_for(&app.id, "user.created"))
-        .collect();
+    let (app, eps) = wide_app(&store).await;
+    let msgs: Vec<Message> = (0..10).map(|_| message_for(&app, "user.created")).collect();
     for msg in &msgs {
-        store.accept_message(msg).await.unwrap();
+        assert_eq!(store.accept_message(msg).await.unwrap(), None);
     }
     let mut running = tokio::task::JoinSet::new();
-    for round in 0..3 {
+    for _ in 0..3 {
         for (i, msg) in msgs.iter().cloned().enumerate() {
             let store = store.clone();
-            running.spawn(async move { (round, i, store.fan_out(&msg).await) });
+            running.spawn(async move { (i, store.fan_out(&msg).await) });
         }
     }
     let mut written = vec![0; msgs.len()];
     while let Some(joined) = running.join_next().await {
-        let (_, i, outcome) = joined.expect("fan-out task");
+        let (i, outcome) = joined.expect("fan-out task");
         let deliveries = outcome.expect("a fan-out succeeds");
         assert!(deliveries.iter().all(|d| d.msg_id == msgs[i].id));
         written[i] += deliveries.len();
     }
-    assert_eq!(
-        written,
-        vec![3; msgs.len()],
-        "three endpoints, written once"
-    );
+    assert_eq!(written, vec![eps.len(); msgs.len()], "written once each");
     assert_eq!(
         store
-            .list_pending_deliveries(None, 100)
+            .list_pending_deliveries(None, 1000)
             .await
             .unwrap()
             .len(),
-        30
+        eps.len() * msgs.len()
     );
 }
 
 /// Pending fan-outs page in id order, so a sweep over many walks them all.
 pub async fn pending_fan_outs_page_in_id_order(store: DynStore) {
-    let app = new_app(&store).await;
+    let (app, _) = wide_app(&store).await;
     let mut ids = Vec::new();
     for _ in 0..7 {
-        let msg = message_for(&app.id, "user.created");
+        let msg = message_for(&app, "user.created");
         store.accept_message(&msg).await.unwrap();
         ids.push(msg.id);
     }
