@@ -224,6 +224,15 @@ pub trait Store: Send + Sync + 'static {
         self.record_attempts(&[(attempt.clone(), delivery.clone())])
             .await
     }
+    /// Sets those of the deliveries `ids` that are still failed back to
+    /// pending, with no attempts, due at `at` (recover), all at once. Returns
+    /// the rows changed, in id order: a delivery sent again meanwhile (by a
+    /// resend) or gone is left alone and not returned.
+    async fn retry_failed_deliveries(
+        &self,
+        ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>>;
     /// Failed deliveries of an endpoint created in the window (for recover),
     /// in id order: at most `limit` of them, those after the id `after`.
     async fn list_failed_deliveries(

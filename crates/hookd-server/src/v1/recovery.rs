@@ -186,14 +186,12 @@ async fn run_recover(
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             let full = page.len() == RECOVER_PAGE as usize;
-            let mut requeued = Vec::with_capacity(page.len());
-            for mut d in page {
-                d.status = MessageStatus::Pending;
-                d.attempts = 0;
-                d.next_attempt = Some(model::now());
-                d.updated_at = model::now();
-                requeued.push(state.store.upsert_delivery(&d).await?);
-            }
+            let ids: Vec<String> = page.into_iter().map(|d| d.id).collect();
+            // One write for the page.
+            let requeued = state
+                .store
+                .retry_failed_deliveries(&ids, model::now())
+                .await?;
             state.enqueue(&requeued, false).await;
             recovered += requeued.len();
             if !full {

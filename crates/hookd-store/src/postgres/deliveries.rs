@@ -291,6 +291,30 @@ pub(super) async fn upsert(pool: &PgPool, d: &Delivery) -> Result<Delivery> {
     from_row(&row)
 }
 
+/// Sets those of the deliveries `ids` that are still failed back to pending,
+/// with no attempts, due at `at`, in one statement; returns them as stored.
+pub(super) async fn retry_failed(
+    pool: &PgPool,
+    ids: &[String],
+    at: DateTime<Utc>,
+) -> Result<Vec<Delivery>> {
+    let rows = sqlx::query(&format!(
+        "UPDATE deliveries SET status = $1, attempts = 0, next_attempt = $2, updated_at = $2 \
+         WHERE status = $3 AND id = ANY($4) RETURNING {}",
+        COLUMNS.join(", ")
+    ))
+    .bind(MessageStatus::Pending.as_i64())
+    .bind(ms(at))
+    .bind(MessageStatus::Fail.as_i64())
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut out = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
 pub(super) async fn failed(
     pool: &PgPool,
     app_id: &str,

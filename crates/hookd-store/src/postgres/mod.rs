@@ -348,6 +348,14 @@ impl Store for PgStore {
         self.writer.record_attempts(outcomes).await
     }
 
+    async fn retry_failed_deliveries(
+        &self,
+        ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>> {
+        deliveries::retry_failed(&self.pool, ids, at).await
+    }
+
     async fn list_failed_deliveries(
         &self,
         app_id: &str,

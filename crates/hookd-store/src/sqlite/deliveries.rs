@@ -261,6 +261,38 @@ pub(super) async fn upsert(pool: &SqlitePool, d: &Delivery) -> Result<Delivery> 
     from_row(&row)
 }
 
+/// Sets those of the deliveries `ids` that are still failed back to pending,
+/// with no attempts, due at `at`, in one statement; returns them as stored.
+pub(super) async fn retry_failed(
+    pool: &SqlitePool,
+    ids: &[String],
+    at: DateTime<Utc>,
+) -> Result<Vec<Delivery>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut qb = QueryBuilder::new("UPDATE deliveries SET status = ");
+        qb.push_bind(MessageStatus::Pending.as_i64())
+            .push(", attempts = 0, next_attempt = ")
+            .push_bind(ms(at))
+            .push(", updated_at = ")
+            .push_bind(ms(at))
+            .push(" WHERE status = ")
+            .push_bind(MessageStatus::Fail.as_i64())
+            .push(" AND id IN (");
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(id);
+        }
+        qb.push(format_args!(") RETURNING {}", COLUMNS.join(", ")));
+        let rows = qb.build().fetch_all(pool).await.map_err(db)?;
+        for row in &rows {
+            out.push(from_row(row)?);
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
 pub(super) async fn failed(
     pool: &SqlitePool,
     app_id: &str,

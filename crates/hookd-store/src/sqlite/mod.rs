@@ -383,6 +383,14 @@ impl Store for SqliteStore {
         self.writer.record_attempts(outcomes).await
     }
 
+    async fn retry_failed_deliveries(
+        &self,
+        ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>> {
+        deliveries::retry_failed(&self.pool, ids, at).await
+    }
+
     async fn list_failed_deliveries(
         &self,
         app_id: &str,

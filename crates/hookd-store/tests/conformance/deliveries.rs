@@ -408,3 +408,64 @@ pub async fn failed_deliveries_are_listed_within_the_window(store: DynStore) {
     }
     assert_eq!(walked, all, "pages cover the window once, in id order");
 }
+
+/// Recover's write: the failed ones among the ids go back to pending at once,
+/// with no attempts, due at the given time; any other status (a resend got
+/// there first) and unknown ids are left alone and not returned.
+pub async fn retrying_failed_deliveries_revives_only_the_failed_ones(store: DynStore) {
+    let app = new_app(&store).await;
+    for _ in 0..4 {
+        new_endpoint(&store, &app.id, |_| {}).await;
+    }
+    let (_, deliveries) = send(&store, &app.id, "user.created", |_| {}).await;
+    let statuses = [
+        MessageStatus::Fail,
+        MessageStatus::Success,
+        MessageStatus::Fail,
+        MessageStatus::Pending,
+    ];
+    for (d, s) in deliveries.iter().zip(statuses) {
+        let stored = Delivery {
+            attempts: 5,
+            next_attempt: None,
+            ..with_status(d, s)
+        };
+        store.upsert_delivery(&stored).await.unwrap();
+    }
+    let mut ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
+    ids.push(new_id(IdKind::Destination));
+    let at = now() + secs(5);
+
+    let revived = store.retry_failed_deliveries(&ids, at).await.unwrap();
+    let failed: Vec<String> = deliveries
+        .iter()
+        .zip(statuses)
+        .filter(|(_, s)| *s == MessageStatus::Fail)
+        .map(|(d, _)| d.id.clone())
+        .collect();
+    assert_eq!(
+        revived.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        sorted(failed)
+    );
+    for d in &revived {
+        assert_eq!(
+            (d.status, d.attempts, d.next_attempt, d.updated_at),
+            (MessageStatus::Pending, 0, Some(at), at)
+        );
+        assert_eq!(store.delivery(&d.id).await.unwrap().as_ref(), Some(d));
+    }
+    for (d, s) in deliveries.iter().zip(statuses) {
+        if s != MessageStatus::Fail {
+            let kept = store.delivery(&d.id).await.unwrap().unwrap();
+            assert_eq!((kept.status, kept.attempts), (s, 5), "left alone");
+        }
+    }
+    assert!(
+        store
+            .retry_failed_deliveries(&ids, at)
+            .await
+            .unwrap()
+            .is_empty(),
+        "none failed any more"
+    );
+}

@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             messages::pending_fan_outs_page_in_id_order,
             deliveries::deliveries_are_found_by_id_and_by_message_and_endpoint,
             deliveries::a_delivery_is_read_with_its_message,
+            deliveries::retrying_failed_deliveries_revives_only_the_failed_ones,
             deliveries::message_destinations_pair_deliveries_with_endpoints_in_pages,
             deliveries::endpoint_messages_filter_by_delivery_status_and_page_by_message_id,
             deliveries::pending_deliveries_include_sending_and_page_by_id,
