@@ -47,6 +47,11 @@ impl EndpointCache {
         }
     }
 
+    /// The app's endpoints if they are in the cache (see [`Self::endpoints_of`]).
+    pub(super) fn cached(&self, app_id: &str) -> Option<Arc<Vec<Endpoint>>> {
+        self.lock().apps.get(app_id).cloned()
+    }
+
     /// All endpoints of the app (disabled ones included), in id order.
     pub(super) async fn endpoints_of(
         &self,

@@ -59,7 +59,9 @@ const CHUNK: usize = 400;
 /// failing row (say, a duplicate `eventId`) fails the whole call: the writer
 /// then retries the messages one by one.
 ///
-/// The message insert goes first, so that the transaction holds SQLite's write
+/// When every app's endpoints are in the cache, the fan-out is worked out
+/// first and all the inserts go to the database thread in one call. Otherwise
+/// the message insert goes first, so that the transaction holds SQLite's write
 /// lock before the endpoints are read: they cannot change before the
 /// deliveries are written, and no read-to-write lock upgrade can fail.
 pub(super) async fn accept_many(
@@ -67,15 +69,25 @@ pub(super) async fn accept_many(
     msgs: &[&Message],
     cache: &EndpointCache,
 ) -> Result<Vec<Option<Vec<Delivery>>>> {
+    let mut lists = HashMap::new();
+    let all_cached = msgs.iter().all(|m| {
+        lists.contains_key(m.app_id.as_str())
+            || cache.cached(&m.app_id).is_some_and(|l| {
+                lists.insert(m.app_id.as_str(), l);
+                true
+            })
+    });
     let mut qb = QueryBuilder::new("");
     push_inserts(&mut qb, msgs)?;
-    qb.build().execute(&mut *conn).await.map_err(db)?;
-    let mut lists = HashMap::new();
-    for msg in msgs {
-        if !lists.contains_key(msg.app_id.as_str()) {
-            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
-            lists.insert(msg.app_id.as_str(), list);
+    if !all_cached {
+        qb.build().execute(&mut *conn).await.map_err(db)?;
+        for msg in msgs {
+            if !lists.contains_key(msg.app_id.as_str()) {
+                let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+                lists.insert(msg.app_id.as_str(), list);
+            }
         }
+        qb = QueryBuilder::new("");
     }
     let inline = |m: &Message| {
         lists
@@ -86,7 +98,6 @@ pub(super) async fn accept_many(
         msgs.iter().copied().partition(|m| inline(m));
     let fanouts = fanout::deliveries(&now, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
-    let mut qb = QueryBuilder::new("");
     deliveries::push_inserts(&mut qb, &all);
     for chunk in later.chunks(CHUNK) {
         qb.push("INSERT INTO pending_fanouts (msg_id, created_at) ");
@@ -95,7 +106,8 @@ pub(super) async fn accept_many(
         });
         qb.push("; ");
     }
-    if !all.is_empty() || !later.is_empty() {
+    // Empty only when the messages went in already and nothing follows them.
+    if all_cached || !all.is_empty() || !later.is_empty() {
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
     let mut by_msg: HashMap<&str, Vec<Delivery>> =
