@@ -6,14 +6,13 @@
 //!
 //! Fan-outs run side by side, so that the store's writer folds many into one
 //! transaction, but only so many deliveries are being written at once
-//! ([`BUDGET`], counted by the app's size at its last fan-out): a burst of
+//! ([`BUDGET`], counted by the app's endpoints when the message was accepted): a burst of
 //! wide fan-outs cannot make the writer's transactions long, which is what new
 //! messages wait for. A fan-out the store refuses is tried a few times and then
 //! left pending in the store, where the engine's sweep or the next start finds
 //! it ([`crate::dispatch::Engine::fan_out_pending`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookd_core::model::{Delivery, Message};
@@ -27,13 +26,14 @@ const BACKLOG: usize = 4_096;
 pub const BUDGET: u32 = 512;
 /// Tries of one fan-out before it is left to the sweep.
 const TRIES: u32 = 5;
-/// Apps whose last fan-out size is remembered (the map is cleared past this).
-const SIZES_KEPT: usize = 10_000;
+
+/// An accepted message and how many endpoints its app had when it was.
+type Job = (Arc<Message>, usize);
 
 /// Handle to the stage; cloning it is cheap.
 #[derive(Clone)]
 pub struct FanOuts {
-    tx: mpsc::Sender<Arc<Message>>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl FanOuts {
@@ -45,45 +45,31 @@ impl FanOuts {
         Self { tx }
     }
 
-    /// Hands over an accepted message. Waits only while the stage already
-    /// holds [`BACKLOG`] messages, which slows producers down to the rate at
-    /// which fan-outs are written. If the stage has stopped, the message stays
-    /// pending in the store for the sweep.
-    pub async fn submit(&self, msg: Arc<Message>) {
-        if self.tx.send(msg).await.is_err() {
+    /// Hands over an accepted message whose app had `endpoints` endpoints
+    /// (what its fan-out counts against [`BUDGET`]). Waits only while the
+    /// stage already holds [`BACKLOG`] messages, which slows producers down to
+    /// the rate at which fan-outs are written. If the stage has stopped, the
+    /// message stays pending in the store for the sweep.
+    pub async fn submit(&self, msg: Arc<Message>, endpoints: usize) {
+        if self.tx.send((msg, endpoints)).await.is_err() {
             tracing::warn!("the fan-out stage has stopped; the message waits for the sweep");
         }
     }
 }
 
-async fn run(store: Arc<dyn Store>, queue: Arc<dyn Queue>, mut rx: mpsc::Receiver<Arc<Message>>) {
+async fn run(store: Arc<dyn Store>, queue: Arc<dyn Queue>, mut rx: mpsc::Receiver<Job>) {
     let budget = Arc::new(Semaphore::new(BUDGET as usize));
-    let sizes: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    while let Some(msg) = rx.recv().await {
-        let weight = sizes
-            .lock()
-            .expect("fan-out sizes poisoned")
-            .get(&msg.app_id)
-            .copied()
-            .unwrap_or(1)
-            .clamp(1, BUDGET);
+    while let Some((msg, endpoints)) = rx.recv().await {
+        let weight = u32::try_from(endpoints).unwrap_or(BUDGET).clamp(1, BUDGET);
         let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
             return;
         };
-        let (store, queue, sizes) = (store.clone(), queue.clone(), sizes.clone());
+        let (store, queue) = (store.clone(), queue.clone());
         tokio::spawn(async move {
             let Some(deliveries) = fan_out(store.as_ref(), &msg).await else {
                 return;
             };
             drop(permit);
-            {
-                let mut sizes = sizes.lock().expect("fan-out sizes poisoned");
-                if sizes.len() >= SIZES_KEPT {
-                    sizes.clear();
-                }
-                let n = u32::try_from(deliveries.len()).unwrap_or(u32::MAX);
-                sizes.insert(msg.app_id.clone(), n);
-            }
             crate::push_tasks(&queue, crate::dispatch::fresh_tasks(&deliveries, &msg)).await;
         });
     }

@@ -18,7 +18,7 @@ use hookd_core::model::{Attempt, Delivery, Message};
 use sqlx::{Connection, Database, Pool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Result, StoreError};
+use crate::{Accepted, Result, StoreError};
 
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 1024;
@@ -32,9 +32,8 @@ pub(crate) trait GroupWrites: Send + Sync + 'static {
     type Db: Database;
 
     /// Inserts the messages, answering for each the deliveries written with
-    /// it when its app has at most [`crate::INLINE_FANOUT`] endpoints, or
-    /// `None` when its fan-out was left pending; any failing message fails the
-    /// whole call.
+    /// it when its app has at most [`crate::INLINE_FANOUT`] endpoints, or that
+    /// its fan-out was left pending; any failing message fails the whole call.
     async fn accept_messages(
         &self,
         conn: &mut Conn<Self>,
@@ -65,9 +64,6 @@ pub(crate) trait GroupWrites: Send + Sync + 'static {
 type Reply<T> = oneshot::Sender<Result<T>>;
 /// Attempt outcomes with their deliveries' new state.
 type Outcomes = Vec<(Attempt, Delivery)>;
-
-/// What accepting a message answers: its deliveries if it was fanned out at once.
-type Accepted = Option<Vec<Delivery>>;
 
 enum Op {
     Accept(Message, Reply<Accepted>),
@@ -411,7 +407,11 @@ async fn run_one<B: GroupWrites>(backend: &B, conn: &mut Conn<B>, op: Op) -> Don
             let one = backend
                 .accept_messages(conn, &[&msg])
                 .await
-                .map(|mut accepted| accepted.pop().flatten());
+                .and_then(|mut accepted| {
+                    accepted
+                        .pop()
+                        .ok_or_else(|| StoreError::Other("the message was not answered".into()))
+                });
             Done::Accept(reply, one)
         }
         Op::FanOut(msg, reply) => {

@@ -144,11 +144,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the message durably: what a `202` promises. When its app has at
     /// most [`INLINE_FANOUT`] endpoints, the message is fanned out in the same
     /// transaction and its deliveries are returned; otherwise its fan-out is
-    /// left pending for [`Store::fan_out`] and `None` is returned, so that
-    /// accepting a message never waits for one row per endpoint of a wide app.
+    /// left pending for [`Store::fan_out`], so that accepting a message never
+    /// waits for one row per endpoint of a wide app.
     /// `Conflict` if the `eventId` was already used in this app, `NotFound` if
     /// the app is gone.
-    async fn accept_message(&self, msg: &Message) -> Result<Option<Vec<Delivery>>>;
+    async fn accept_message(&self, msg: &Message) -> Result<Accepted>;
     /// Fans an accepted message out: one pending delivery for every endpoint of
     /// the app that matches it (see `hookd_core::filter`), due at its first due
     /// time, written in the transaction that ends its pending fan-out. Returns
@@ -169,8 +169,8 @@ pub trait Store: Send + Sync + 'static {
     /// want the deliveries at once (operational events, tests).
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
         match self.accept_message(msg).await? {
-            Some(deliveries) => Ok(deliveries),
-            None => self.fan_out(msg).await,
+            Accepted::FannedOut(deliveries) => Ok(deliveries),
+            Accepted::Pending { .. } => self.fan_out(msg).await,
         }
     }
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;

@@ -78,3 +78,13 @@ pub enum IdempotencyState {
     /// The key finished earlier; replay this.
     Completed(StoredResponse),
 }
+
+/// What accepting a message did with its fan-out ([`crate::Store::accept_message`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    /// Written with the message, its app being narrow: these deliveries.
+    FannedOut(Vec<hookd_core::model::Delivery>),
+    /// Left pending for [`crate::Store::fan_out`]; the app had this many
+    /// endpoints, about as many deliveries as the fan-out will write.
+    Pending { endpoints: usize },
+}

@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::pagination::{ListParams, ListResponse};
 use crate::AppState;
-use hookd_store::MessageFilter;
+use hookd_store::{Accepted, MessageFilter};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -205,8 +205,8 @@ async fn create_message(
     // from the fan-out stage; a narrow app's were written with the message.
     let msg = Arc::new(msg);
     match fanned {
-        Some(deliveries) => state.enqueue_fresh(&deliveries, &msg).await,
-        None => state.fanouts.submit(msg.clone()).await,
+        Accepted::FannedOut(deliveries) => state.enqueue_fresh(&deliveries, &msg).await,
+        Accepted::Pending { endpoints } => state.fanouts.submit(msg.clone(), endpoints).await,
     }
     let msg = Arc::unwrap_or_clone(msg);
     Ok((

@@ -13,7 +13,7 @@ use super::codec::{ms, opt_json, Cols};
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
 use super::{deliveries, endpoints};
-use crate::{fanout, MessageFilter, PageReq, Result, StoreError, INLINE_FANOUT};
+use crate::{fanout, Accepted, MessageFilter, PageReq, Result, StoreError, INLINE_FANOUT};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
 pub(super) const COLUMNS: &[&str] = &[
@@ -51,8 +51,8 @@ fn select_m(filter: &str) -> String {
 
 /// Inserts the messages inside the caller's transaction, fanning out at once
 /// those whose app has at most [`INLINE_FANOUT`] enabled endpoints (answered
-/// with their deliveries) and leaving the others' fan-out pending (answered
-/// `None`); any failing message (a missing app, a duplicate `eventId`) fails
+/// with their deliveries) and leaving the others' fan-out pending; any failing
+/// message (a missing app, a duplicate `eventId`) fails
 /// the whole call.
 ///
 /// The apps' rows are first taken in shared mode, in id order: messages of an
@@ -62,7 +62,7 @@ fn select_m(filter: &str) -> String {
 pub(super) async fn accept_many(
     conn: &mut PgConnection,
     msgs: &[&Message],
-) -> Result<Vec<Option<Vec<Delivery>>>> {
+) -> Result<Vec<Accepted>> {
     let mut app_ids: Vec<&str> = msgs.iter().map(|m| m.app_id.as_str()).collect();
     app_ids.sort_unstable();
     app_ids.dedup();
@@ -115,7 +115,15 @@ pub(super) async fn accept_many(
     }
     let mut by_msg: HashMap<&str, Vec<Delivery>> =
         now.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
-    Ok(msgs.iter().map(|m| by_msg.remove(m.id.as_str())).collect())
+    Ok(msgs
+        .iter()
+        .map(|m| match by_msg.remove(m.id.as_str()) {
+            Some(deliveries) => Accepted::FannedOut(deliveries),
+            None => Accepted::Pending {
+                endpoints: by_app.get(&m.app_id).map_or(0, Vec::len),
+            },
+        })
+        .collect())
 }
 
 /// The enabled endpoints of the apps, by app.

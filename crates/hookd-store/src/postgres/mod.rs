@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use crate::recent::{self, Recent};
 
 use crate::{
-    AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
+    Accepted, AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
     StoredResponse, TokenRecord,
 };
 
@@ -267,7 +267,7 @@ impl Store for PgStore {
         r
     }
 
-    async fn accept_message(&self, msg: &Message) -> Result<Option<Vec<Delivery>>> {
+    async fn accept_message(&self, msg: &Message) -> Result<Accepted> {
         self.writer.accept_message(msg).await
     }
 

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, Postgres};
 
 use super::{attempts, error, messages};
 use crate::group::GroupWrites;
-use crate::{Result, StoreError};
+use crate::{Accepted, Result, StoreError};
 
 pub(super) struct PgWrites;
 
@@ -20,7 +20,7 @@ impl GroupWrites for PgWrites {
         &self,
         conn: &mut PgConnection,
         msgs: &[&Message],
-    ) -> Result<Vec<Option<Vec<Delivery>>>> {
+    ) -> Result<Vec<Accepted>> {
         messages::accept_many(conn, msgs).await
     }
 

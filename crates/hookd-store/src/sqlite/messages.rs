@@ -13,7 +13,7 @@ use super::codec::{ms, opt_json, Cols};
 use super::deliveries;
 use super::error::db;
 use super::query::{message_content, paginate, time_window};
-use crate::{fanout, MessageFilter, PageReq, Result, INLINE_FANOUT};
+use crate::{fanout, Accepted, MessageFilter, PageReq, Result, INLINE_FANOUT};
 
 /// The columns [`from_cols`] reads, for callers that join messages to other rows.
 pub(super) const COLUMNS: &[&str] = &[
@@ -55,7 +55,7 @@ const CHUNK: usize = 400;
 
 /// Inserts the messages in a few statements, fanning out at once those whose
 /// app has at most [`INLINE_FANOUT`] endpoints (answered with their
-/// deliveries) and leaving the others' fan-out pending (answered `None`). One
+/// deliveries) and leaving the others' fan-out pending. One
 /// failing row (say, a duplicate `eventId`) fails the whole call: the writer
 /// then retries the messages one by one.
 ///
@@ -68,7 +68,7 @@ pub(super) async fn accept_many(
     conn: &mut SqliteConnection,
     msgs: &[&Message],
     cache: &EndpointCache,
-) -> Result<Vec<Option<Vec<Delivery>>>> {
+) -> Result<Vec<Accepted>> {
     let mut lists = HashMap::new();
     let all_cached = msgs.iter().all(|m| {
         lists.contains_key(m.app_id.as_str())
@@ -112,7 +112,15 @@ pub(super) async fn accept_many(
     }
     let mut by_msg: HashMap<&str, Vec<Delivery>> =
         now.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
-    Ok(msgs.iter().map(|m| by_msg.remove(m.id.as_str())).collect())
+    Ok(msgs
+        .iter()
+        .map(|m| match by_msg.remove(m.id.as_str()) {
+            Some(deliveries) => Accepted::FannedOut(deliveries),
+            None => Accepted::Pending {
+                endpoints: lists.get(m.app_id.as_str()).map_or(0, |l| l.len()),
+            },
+        })
+        .collect())
 }
 
 /// Claims the pending fan-outs of `msgs` and inserts their deliveries,

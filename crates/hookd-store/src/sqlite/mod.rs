@@ -31,7 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use crate::{
-    AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
+    Accepted, AttemptFilter, IdempotencyState, MessageFilter, PageReq, Result, Store, StoreError,
     StoredResponse, TokenRecord,
 };
 
@@ -302,7 +302,7 @@ impl Store for SqliteStore {
         r
     }
 
-    async fn accept_message(&self, msg: &Message) -> Result<Option<Vec<Delivery>>> {
+    async fn accept_message(&self, msg: &Message) -> Result<Accepted> {
         self.writer.accept_message(msg).await
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use super::cache::EndpointCache;
 use super::{attempts, error, messages};
 use crate::group::GroupWrites;
-use crate::{Result, StoreError};
+use crate::{Accepted, Result, StoreError};
 
 pub(super) struct SqliteWrites {
     pub(super) cache: Arc<EndpointCache>,
@@ -27,7 +27,7 @@ impl GroupWrites for SqliteWrites {
         &self,
         conn: &mut SqliteConnection,
         msgs: &[&Message],
-    ) -> Result<Vec<Option<Vec<Delivery>>>> {
+    ) -> Result<Vec<Accepted>> {
         messages::accept_many(conn, msgs, &self.cache).await
     }
 

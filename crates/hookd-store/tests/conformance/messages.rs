@@ -2,7 +2,7 @@
 //! and expunging.
 
 use hookd_core::model::{Message, MessageStatus};
-use hookd_store::{MessageFilter, StoreError, INLINE_FANOUT};
+use hookd_store::{Accepted, MessageFilter, StoreError, INLINE_FANOUT};
 
 use super::{
     asc, desc, message_for, new_app, new_endpoint, now, secs, send, sorted, walk, DynStore,
@@ -423,11 +423,9 @@ pub async fn a_narrow_apps_message_is_fanned_out_as_it_is_accepted(store: DynSto
         new_endpoint(&store, &app.id, |_| {}).await;
     }
     let msg = message_for(&app.id, "user.created");
-    let deliveries = store
-        .accept_message(&msg)
-        .await
-        .unwrap()
-        .expect("fanned out at once");
+    let Accepted::FannedOut(deliveries) = store.accept_message(&msg).await.unwrap() else {
+        panic!("a narrow app's message is fanned out at once");
+    };
     assert_eq!(deliveries.len(), INLINE_FANOUT);
     assert!(store
         .list_pending_fanouts(now() + secs(1), None, 10)
@@ -454,7 +452,12 @@ pub async fn a_narrow_apps_message_is_fanned_out_as_it_is_accepted(store: DynSto
 pub async fn a_wide_apps_message_is_accepted_then_fanned_out_exactly_once(store: DynStore) {
     let (app, eps) = wide_app(&store).await;
     let msg = message_for(&app, "user.created");
-    assert_eq!(store.accept_message(&msg).await.unwrap(), None);
+    assert_eq!(
+        store.accept_message(&msg).await.unwrap(),
+        Accepted::Pending {
+            endpoints: eps.len()
+        }
+    );
 
     assert_eq!(
         store.message_by_key(&app, &msg.id).await.unwrap().as_ref(),
@@ -513,7 +516,12 @@ pub async fn concurrent_fan_outs_write_each_message_once(store: DynStore) {
     let (app, eps) = wide_app(&store).await;
     let msgs: Vec<Message> = (0..10).map(|_| message_for(&app, "user.created")).collect();
     for msg in &msgs {
-        assert_eq!(store.accept_message(msg).await.unwrap(), None);
+        assert_eq!(
+            store.accept_message(msg).await.unwrap(),
+            Accepted::Pending {
+                endpoints: eps.len()
+            }
+        );
     }
     let mut running = tokio::task::JoinSet::new();
     for _ in 0..3 {
