@@ -6,7 +6,7 @@
 //!
 //! Fan-outs run side by side, so that the store's writer folds many into one
 //! transaction, but only so many deliveries are being written at once
-//! ([`BUDGET`], counted by the app's endpoints when the message was accepted): a burst of
+//! ([`DEFAULT_BUDGET`] unless configured, counted by the app's endpoints when the message was accepted): a burst of
 //! wide fan-outs cannot make the writer's transactions long, which is what new
 //! messages wait for. A fan-out the store refuses is tried a few times and then
 //! left pending in the store, where the engine's sweep or the next start finds
@@ -22,8 +22,11 @@ use tokio::sync::{mpsc, Semaphore};
 
 /// Accepted messages waiting for their fan-out before `submit` waits too.
 const BACKLOG: usize = 4_096;
-/// Most deliveries being written by fan-outs at one time.
-pub const BUDGET: u32 = 512;
+/// Most deliveries being written by fan-outs at one time, unless configured
+/// (`fanout_budget`). It is the knob between two S2 figures on a 2-core box:
+/// 256 kept `POST /msg` p99 at 12–16 ms while 100-endpoint fan-outs ran at
+/// 11–13k deliveries/s; 512 gave 43–48 ms and 15–17k/s (docs/PERFORMANCE.md).
+pub const DEFAULT_BUDGET: usize = 256;
 /// Tries of one fan-out before it is left to the sweep.
 const TRIES: u32 = 5;
 
@@ -37,16 +40,17 @@ pub struct FanOuts {
 }
 
 impl FanOuts {
-    /// Starts the stage on the current runtime. It ends when every handle is
-    /// dropped and the fan-outs it holds are done.
-    pub fn spawn(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
+    /// Starts the stage on the current runtime, writing at most `budget`
+    /// deliveries at one time. It ends when every handle is dropped and the
+    /// fan-outs it holds are done.
+    pub fn spawn(store: Arc<dyn Store>, queue: Arc<dyn Queue>, budget: usize) -> Self {
         let (tx, rx) = mpsc::channel(BACKLOG);
-        tokio::spawn(run(store, queue, rx));
+        tokio::spawn(run(store, queue, rx, budget.max(1)));
         Self { tx }
     }
 
     /// Hands over an accepted message whose app had `endpoints` endpoints
-    /// (what its fan-out counts against [`BUDGET`]). Waits only while the
+    /// (what its fan-out counts against the budget). Waits only while the
     /// stage already holds [`BACKLOG`] messages, which slows producers down to
     /// the rate at which fan-outs are written. If the stage has stopped, the
     /// message stays pending in the store for the sweep.
@@ -57,11 +61,17 @@ impl FanOuts {
     }
 }
 
-async fn run(store: Arc<dyn Store>, queue: Arc<dyn Queue>, mut rx: mpsc::Receiver<Job>) {
-    let budget = Arc::new(Semaphore::new(BUDGET as usize));
+async fn run(
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    mut rx: mpsc::Receiver<Job>,
+    budget: usize,
+) {
+    let permits = Arc::new(Semaphore::new(budget));
     while let Some((msg, endpoints)) = rx.recv().await {
-        let weight = u32::try_from(endpoints).unwrap_or(BUDGET).clamp(1, BUDGET);
-        let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
+        // A message wider than the whole budget waits for all of it.
+        let weight = u32::try_from(endpoints.clamp(1, budget)).unwrap_or(u32::MAX);
+        let Ok(permit) = permits.clone().acquire_many_owned(weight).await else {
             return;
         };
         let (store, queue) = (store.clone(), queue.clone());
