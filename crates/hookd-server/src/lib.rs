@@ -37,8 +37,6 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Base URL under which this server is reachable (used in portal links).
     pub public_url: String,
-    /// Most deliveries the fan-out stage writes at one time ([`fanout`]).
-    pub fanout_budget: usize,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -51,7 +49,6 @@ impl std::fmt::Debug for ServerConfig {
             .field("https_only", &self.https_only)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("public_url", &self.public_url)
-            .field("fanout_budget", &self.fanout_budget)
             .finish()
     }
 }
@@ -63,7 +60,6 @@ impl Default for ServerConfig {
             https_only: false,
             max_body_bytes: 2 * 1024 * 1024,
             public_url: "http://127.0.0.1:8071".into(),
-            fanout_budget: fanout::DEFAULT_BUDGET,
         }
     }
 }
@@ -91,7 +87,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Builds the state and starts its fan-out stage on the current runtime.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, config: ServerConfig) -> Self {
-        let fanouts = fanout::FanOuts::spawn(store.clone(), queue.clone(), config.fanout_budget);
+        let fanouts = fanout::FanOuts::spawn(store.clone(), queue.clone());
         Self(Arc::new(Inner {
             store,
             config,

@@ -154,8 +154,10 @@ pub trait Store: Send + Sync + 'static {
     /// time, written in the transaction that ends its pending fan-out. Returns
     /// those deliveries. A message is fanned out once: a second call (from a
     /// sweep, another node, a retry) returns none, as does one for a message
-    /// that is gone.
-    async fn fan_out(&self, msg: &Message) -> Result<Vec<Delivery>>;
+    /// that is gone. `endpoints` is about how many deliveries it will write
+    /// (what [`Accepted::Pending`] said; 0 if unknown): the writer lets only so
+    /// many go into one transaction, so that transactions stay short.
+    async fn fan_out(&self, msg: &Message, endpoints: usize) -> Result<Vec<Delivery>>;
     /// Accepted messages whose fan-out is still pending, created before
     /// `before`, in id order after the id `after`: at most `limit`. Left behind
     /// only by a crash, or by a fan-out that failed.
@@ -170,7 +172,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_message(&self, msg: &Message) -> Result<Vec<Delivery>> {
         match self.accept_message(msg).await? {
             Accepted::FannedOut(deliveries) => Ok(deliveries),
-            Accepted::Pending { .. } => self.fan_out(msg).await,
+            Accepted::Pending { endpoints } => self.fan_out(msg, endpoints).await,
         }
     }
     async fn message_by_key(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;

@@ -46,10 +46,6 @@ pub struct Config {
     pub endpoint_concurrency: usize,
     /// Most concurrent requests in all. Env: HOOKD_MAX_IN_FLIGHT.
     pub max_in_flight: usize,
-    /// Most deliveries that fan-outs of wide apps' messages write at one time.
-    /// Lower keeps `POST /msg` fast while wide fan-outs are being written;
-    /// higher writes them faster. Env: HOOKD_FANOUT_BUDGET.
-    pub fanout_budget: usize,
     /// Disable an endpoint after it has failed without a success for this many
     /// seconds (default 5 days). Env: HOOKD_DISABLE_AFTER_SECS.
     pub disable_after_secs: u64,
@@ -77,7 +73,6 @@ impl Default for Config {
             allowed_networks: String::new(),
             endpoint_concurrency: 32,
             max_in_flight: 1024,
-            fanout_budget: hookd_server::fanout::DEFAULT_BUDGET,
             disable_after_secs: 5 * 24 * 3600,
             shutdown_grace_secs: 30,
             operational_app: "hookd-operational".into(),
@@ -105,7 +100,6 @@ impl std::fmt::Debug for Config {
             .field("allowed_networks", &self.allowed_networks)
             .field("endpoint_concurrency", &self.endpoint_concurrency)
             .field("max_in_flight", &self.max_in_flight)
-            .field("fanout_budget", &self.fanout_budget)
             .field("disable_after_secs", &self.disable_after_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("operational_app", &self.operational_app)
@@ -161,7 +155,6 @@ impl Config {
         from_env(&mut cfg.allowed_networks, "HOOKD_ALLOWED_NETWORKS")?;
         from_env(&mut cfg.endpoint_concurrency, "HOOKD_ENDPOINT_CONCURRENCY")?;
         from_env(&mut cfg.max_in_flight, "HOOKD_MAX_IN_FLIGHT")?;
-        from_env(&mut cfg.fanout_budget, "HOOKD_FANOUT_BUDGET")?;
         from_env(&mut cfg.disable_after_secs, "HOOKD_DISABLE_AFTER_SECS")?;
         from_env(&mut cfg.shutdown_grace_secs, "HOOKD_SHUTDOWN_GRACE_SECS")?;
         from_env(&mut cfg.operational_app, "HOOKD_OPERATIONAL_APP")?;
@@ -217,9 +210,6 @@ impl Config {
         if self.endpoint_concurrency == 0 || self.max_in_flight == 0 {
             bail!("endpoint_concurrency and max_in_flight must be at least 1");
         }
-        if self.fanout_budget == 0 {
-            bail!("fanout_budget must be at least 1");
-        }
         hookd_core::validate::uid(&self.operational_app, "app_")
             .map_err(|e| anyhow::anyhow!("operational_app: {e}"))?;
         Ok(EngineConfig {
@@ -251,7 +241,6 @@ impl Config {
             admin_token: self.admin_token.clone(),
             https_only: self.https_only,
             max_body_bytes: self.max_body_bytes,
-            fanout_budget: self.fanout_budget,
             public_url: self
                 .public_url
                 .clone()
@@ -334,23 +323,6 @@ mod tests {
         let cfg = Config::load(&over).unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:9001");
         assert_eq!(cfg.database_url, "sqlite:/tmp/x.db");
-    }
-
-    #[test]
-    fn the_fanout_budget_reaches_the_server_and_must_be_positive() {
-        let cfg = Config {
-            fanout_budget: 64,
-            ..Config::default()
-        };
-        cfg.validate().unwrap();
-        let bound = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(cfg.server_config(bound).fanout_budget, 64);
-        let zero = Config {
-            fanout_budget: 0,
-            ..Config::default()
-        };
-        let err = zero.validate().unwrap_err();
-        assert!(format!("{err:#}").contains("fanout_budget"), "{err:#}");
     }
 
     #[test]

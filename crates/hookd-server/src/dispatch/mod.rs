@@ -236,7 +236,8 @@ impl Engine {
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             for msg in page.iter() {
-                let deliveries = self.store.fan_out(msg).await?;
+                // Its width is not known here; a sweep is rare.
+                let deliveries = self.store.fan_out(msg, 0).await?;
                 fanned += 1;
                 if push && !deliveries.is_empty() {
                     let msg = Arc::new(msg.clone());

@@ -306,8 +306,8 @@ impl Store for SqliteStore {
         self.writer.accept_message(msg).await
     }
 
-    async fn fan_out(&self, msg: &Message) -> Result<Vec<Delivery>> {
-        self.writer.fan_out(msg).await
+    async fn fan_out(&self, msg: &Message, endpoints: usize) -> Result<Vec<Delivery>> {
+        self.writer.fan_out(msg, endpoints).await
     }
 
     async fn list_pending_fanouts(

@@ -433,7 +433,7 @@ pub async fn a_narrow_apps_message_is_fanned_out_as_it_is_accepted(store: DynSto
         .unwrap()
         .is_empty());
     assert!(
-        store.fan_out(&msg).await.unwrap().is_empty(),
+        store.fan_out(&msg, 0).await.unwrap().is_empty(),
         "nothing left to fan out"
     );
     assert_eq!(
@@ -481,7 +481,7 @@ pub async fn a_wide_apps_message_is_accepted_then_fanned_out_exactly_once(store:
         .unwrap()
         .is_empty());
 
-    let deliveries = store.fan_out(&msg).await.unwrap();
+    let deliveries = store.fan_out(&msg, 0).await.unwrap();
     let mut got: Vec<String> = deliveries.iter().map(|d| d.endpoint_id.clone()).collect();
     got.sort();
     assert_eq!(got, eps);
@@ -498,7 +498,7 @@ pub async fn a_wide_apps_message_is_accepted_then_fanned_out_exactly_once(store:
         .unwrap()
         .is_empty());
 
-    assert!(store.fan_out(&msg).await.unwrap().is_empty());
+    assert!(store.fan_out(&msg, 0).await.unwrap().is_empty());
     assert_eq!(
         store
             .list_pending_deliveries(None, 100)
@@ -527,7 +527,7 @@ pub async fn concurrent_fan_outs_write_each_message_once(store: DynStore) {
     for _ in 0..3 {
         for (i, msg) in msgs.iter().cloned().enumerate() {
             let store = store.clone();
-            running.spawn(async move { (i, store.fan_out(&msg).await) });
+            running.spawn(async move { (i, store.fan_out(&msg, 0).await) });
         }
     }
     let mut written = vec![0; msgs.len()];
