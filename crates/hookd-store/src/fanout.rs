@@ -1,6 +1,8 @@
 //! Fan-out at message creation, the same on every backend: a message becomes
 //! one pending delivery per endpoint of its app that it matches.
 
+use std::collections::HashMap;
+
 use hookd_core::filter::endpoint_matches;
 use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
 use hookd_core::{new_id, IdKind};
@@ -29,6 +31,26 @@ pub(crate) fn deliveries<'e>(
                     updated_at: msg.created_at,
                 })
                 .collect()
+        })
+        .collect()
+}
+
+/// Each of `msgs`, in order, with the deliveries written for it (`done` pairs
+/// the messages fanned out with their deliveries): `written` for those, and
+/// `otherwise` for the rest.
+pub(crate) fn in_order<T>(
+    msgs: &[&Message],
+    done: &[&Message],
+    deliveries: Vec<Vec<Delivery>>,
+    written: impl Fn(Vec<Delivery>) -> T,
+    otherwise: impl Fn(&Message) -> T,
+) -> Vec<T> {
+    let mut by_msg: HashMap<&str, Vec<Delivery>> =
+        done.iter().map(|m| m.id.as_str()).zip(deliveries).collect();
+    msgs.iter()
+        .map(|m| match by_msg.remove(m.id.as_str()) {
+            Some(d) => written(d),
+            None => otherwise(m),
         })
         .collect()
 }

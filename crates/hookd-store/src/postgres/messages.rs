@@ -113,17 +113,15 @@ pub(super) async fn accept_many(
         .await
         .map_err(db)?;
     }
-    let mut by_msg: HashMap<&str, Vec<Delivery>> =
-        now.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
-    Ok(msgs
-        .iter()
-        .map(|m| match by_msg.remove(m.id.as_str()) {
-            Some(deliveries) => Accepted::FannedOut(deliveries),
-            None => Accepted::Pending {
-                endpoints: by_app.get(&m.app_id).map_or(0, Vec::len),
-            },
-        })
-        .collect())
+    Ok(fanout::in_order(
+        msgs,
+        &now,
+        fanouts,
+        Accepted::FannedOut,
+        |m| Accepted::Pending {
+            endpoints: by_app.get(&m.app_id).map_or(0, Vec::len),
+        },
+    ))
 }
 
 /// The enabled endpoints of the apps, by app.
@@ -186,12 +184,13 @@ pub(super) async fn fan_out(
     let fanouts = fanout::deliveries(&mine, |app| by_app.get(app).map_or(&[], Vec::as_slice));
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::insert_all(&mut *conn, &all).await?;
-    let mut by_msg: HashMap<&str, Vec<Delivery>> =
-        mine.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
-    Ok(msgs
-        .iter()
-        .map(|m| by_msg.remove(m.id.as_str()).unwrap_or_default())
-        .collect())
+    Ok(fanout::in_order(
+        msgs,
+        &mine,
+        fanouts,
+        |d| d,
+        |_| Vec::new(),
+    ))
 }
 
 /// Accepted messages whose fan-out is still pending, created before `before`,

@@ -110,17 +110,15 @@ pub(super) async fn accept_many(
     if all_cached || !all.is_empty() || !later.is_empty() {
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
-    let mut by_msg: HashMap<&str, Vec<Delivery>> =
-        now.iter().map(|m| m.id.as_str()).zip(fanouts).collect();
-    Ok(msgs
-        .iter()
-        .map(|m| match by_msg.remove(m.id.as_str()) {
-            Some(deliveries) => Accepted::FannedOut(deliveries),
-            None => Accepted::Pending {
-                endpoints: lists.get(m.app_id.as_str()).map_or(0, |l| l.len()),
-            },
-        })
-        .collect())
+    Ok(fanout::in_order(
+        msgs,
+        &now,
+        fanouts,
+        Accepted::FannedOut,
+        |m| Accepted::Pending {
+            endpoints: lists.get(m.app_id.as_str()).map_or(0, |l| l.len()),
+        },
+    ))
 }
 
 /// Claims the pending fan-outs of `msgs` and inserts their deliveries,
@@ -169,15 +167,13 @@ pub(super) async fn fan_out(
         deliveries::push_inserts(&mut qb, &all);
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
-    let mut by_msg = mine
-        .iter()
-        .map(|m| m.id.as_str())
-        .zip(fanouts)
-        .collect::<HashMap<_, _>>();
-    Ok(msgs
-        .iter()
-        .map(|m| by_msg.remove(m.id.as_str()).unwrap_or_default())
-        .collect())
+    Ok(fanout::in_order(
+        msgs,
+        &mine,
+        fanouts,
+        |d| d,
+        |_| Vec::new(),
+    ))
 }
 
 /// Accepted messages whose fan-out is still pending, created before `before`,
