@@ -107,9 +107,7 @@ impl AppState {
             .collect();
         push_tasks(&self.queue, tasks).await;
     }
-}
 
-impl AppState {
     /// [`AppState::enqueue`] for the deliveries of a message just created,
     /// handing the worker what it would otherwise read back.
     pub async fn enqueue_fresh(
