@@ -3,7 +3,10 @@
 //! per message and per attempt caps throughput at the disk's flush rate and,
 //! on PostgreSQL, ties up a pooled connection per writer. The hot writes (new
 //! messages, their fan-outs, and attempt outcomes) therefore go to one task
-//! that runs every write waiting at that moment in a single transaction.
+//! that runs the writes waiting at that moment in as few transactions as it
+//! can: the new messages in one, so a 202 never waits behind other work, then
+//! every attempt outcome with fan-outs of at most `FANOUT_ROWS` deliveries in
+//! another (further fan-outs wait for the next round).
 //!
 //! A group first goes in as a few multi-row statements, with no savepoints.
 //! Only if that fails (a duplicate `eventId`, a delivery that vanished) is the
