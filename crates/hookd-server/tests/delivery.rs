@@ -747,16 +747,39 @@ fn distinct_ids(hits: &[Hit]) -> Vec<String> {
     ids
 }
 
+/// An app `uid` with `width` endpoints, all at `url`.
+async fn app_with_endpoints(srv: &TestServer, uid: &str, width: usize, url: &str) -> String {
+    let app = srv.app(uid).await;
+    for _ in 0..width {
+        srv.endpoint(&app, json!({"url": url})).await;
+    }
+    app
+}
+
+/// Waits for `messages` messages at each of `width` endpoints, a moment more
+/// for duplicates, and checks each arrived exactly once at each; returns the
+/// distinct message ids.
+async fn each_once_at_each(rx: &Receiver, messages: usize, width: usize) -> Vec<String> {
+    let hits = rx.wait_for(messages * width, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids = distinct_ids(&hits);
+    assert_eq!(ids.len(), messages, "every message arrives");
+    assert_eq!(rx.count(), messages * width, "once at each endpoint");
+    ids
+}
+
+/// Whether accepting left the fan-out pending for an app of `width` endpoints.
+fn pending_for(accepted: hookd_store::Accepted, width: usize) -> bool {
+    matches!(accepted, hookd_store::Accepted::Pending { endpoints } if endpoints == width)
+}
+
 #[tokio::test]
 async fn messages_accepted_but_not_fanned_out_before_a_crash_are_delivered_after_restart() {
     let rx = Receiver::ok().await;
     let srv = TestServer::start().await;
-    let app = srv.app("crash-before-fan-out").await;
     // Wide enough that the fan-out is not written with the message.
     let width = hookd_store::INLINE_FANOUT + 1;
-    for _ in 0..width {
-        srv.endpoint(&app, json!({"url": rx.url})).await;
-    }
+    let app = app_with_endpoints(&srv, "crash-before-fan-out", width, &rx.url).await;
     let dir = srv.stop().await;
     // Accepted (what a 202 promises) with the fan-out still to be written.
     let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
@@ -765,19 +788,16 @@ async fn messages_accepted_but_not_fanned_out_before_a_crash_are_delivered_after
         let store = hookd_store::open(&db).await.unwrap();
         for i in 0..5 {
             let msg = message_of(&app, i);
-            assert!(matches!(
+            assert!(pending_for(
                 store.accept_message(&msg).await.unwrap(),
-                hookd_store::Accepted::Pending { endpoints } if endpoints == width
+                width
             ));
             sent.push(msg.id);
         }
     }
     sent.sort();
     let srv = TestServer::start_in(dir, |_| {}).await;
-    let hits = rx.wait_for(5 * width, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(distinct_ids(&hits), sent, "every accepted message arrives");
-    assert_eq!(rx.count(), 5 * width, "once at each endpoint");
+    assert_eq!(each_once_at_each(&rx, 5, width).await, sent);
     srv.stop().await;
 }
 
@@ -787,18 +807,12 @@ async fn a_message_to_a_wide_app_reaches_every_endpoint_once_through_the_fan_out
     // No sweep within the test: only the fan-out stage can deliver these.
     let srv =
         TestServer::start_with(|s| s.engine.fanout_sweep_every = Duration::from_secs(3600)).await;
-    let app = srv.app("wide").await;
     let width = hookd_store::INLINE_FANOUT + 4;
-    for _ in 0..width {
-        srv.endpoint(&app, json!({"url": rx.url})).await;
-    }
+    let app = app_with_endpoints(&srv, "wide", width, &rx.url).await;
     for _ in 0..3 {
         srv.send(&app, "a.b", json!({})).await;
     }
-    let hits = rx.wait_for(3 * width, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(distinct_ids(&hits).len(), 3);
-    assert_eq!(rx.count(), 3 * width, "each message once at each endpoint");
+    each_once_at_each(&rx, 3, width).await;
     srv.stop().await;
 }
 
@@ -810,16 +824,13 @@ async fn the_sweep_fans_out_what_the_fan_out_stage_left_pending() {
         s.engine.fanout_stale_after = Duration::ZERO;
     })
     .await;
-    let app = srv.app("left-pending").await;
     let width = hookd_store::INLINE_FANOUT + 1;
-    for _ in 0..width {
-        srv.endpoint(&app, json!({"url": rx.url})).await;
-    }
+    let app = app_with_endpoints(&srv, "left-pending", width, &rx.url).await;
     // Accepted behind the stage's back, as if its fan-out had failed.
     let msg = message_of(&app, 0);
-    assert!(matches!(
+    assert!(pending_for(
         srv.store.accept_message(&msg).await.unwrap(),
-        hookd_store::Accepted::Pending { endpoints } if endpoints == width
+        width
     ));
     let hits = rx.wait_for(width, WAIT).await;
     assert_eq!(distinct_ids(&hits), vec![msg.id.clone()]);
@@ -828,10 +839,7 @@ async fn the_sweep_fans_out_what_the_fan_out_stage_left_pending() {
     for _ in 0..5 {
         srv.send(&app, "a.b", json!({})).await;
     }
-    let hits = rx.wait_for(6 * width, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(distinct_ids(&hits).len(), 6);
-    assert_eq!(rx.count(), 6 * width, "each exactly once at each endpoint");
+    each_once_at_each(&rx, 6, width).await;
     srv.stop().await;
 }
 

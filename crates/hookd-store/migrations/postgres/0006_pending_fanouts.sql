@@ -6,6 +6,5 @@
 -- fanned out exactly once; rows left by a crashed node are fanned out by the
 -- next start or by any node's periodic sweep.
 CREATE TABLE pending_fanouts (
-    msg_id     TEXT   COLLATE "C" PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
-    created_at BIGINT NOT NULL
+    msg_id     TEXT   COLLATE "C" PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE
 );

@@ -5,6 +5,5 @@
 -- message is fanned out exactly once, however many workers try; rows left by a
 -- crash are fanned out on the next start or by the periodic sweep.
 CREATE TABLE pending_fanouts (
-    msg_id     TEXT    PRIMARY KEY NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-    created_at INTEGER NOT NULL
+    msg_id     TEXT    PRIMARY KEY NOT NULL REFERENCES messages (id) ON DELETE CASCADE
 ) WITHOUT ROWID;

@@ -104,14 +104,11 @@ pub(super) async fn accept_many(
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::insert_all(&mut *conn, &all).await?;
     if !later.is_empty() {
-        sqlx::query(
-            "INSERT INTO pending_fanouts (msg_id, created_at) SELECT * FROM UNNEST($1::text[], $2::int8[])",
-        )
-        .bind(later.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
-        .bind(later.iter().map(|m| ms(m.created_at)).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+        sqlx::query("INSERT INTO pending_fanouts (msg_id) SELECT * FROM UNNEST($1::text[])")
+            .bind(later.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
     }
     Ok(fanout::in_order(
         msgs,
@@ -204,7 +201,7 @@ pub(super) async fn pending_fanouts(
     let cols: Vec<String> = COLUMNS.iter().map(|c| format!("m.{c}")).collect();
     let rows = sqlx::query(&format!(
         "SELECT {} FROM pending_fanouts p JOIN messages m ON m.id = p.msg_id \
-         WHERE p.created_at < $1 AND p.msg_id > $2 ORDER BY p.msg_id LIMIT $3",
+         WHERE m.created_at < $1 AND p.msg_id > $2 ORDER BY p.msg_id LIMIT $3",
         cols.join(", ")
     ))
     .bind(ms(before))

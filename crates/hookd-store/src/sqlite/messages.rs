@@ -100,9 +100,9 @@ pub(super) async fn accept_many(
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::push_inserts(&mut qb, &all);
     for chunk in later.chunks(CHUNK) {
-        qb.push("INSERT INTO pending_fanouts (msg_id, created_at) ");
+        qb.push("INSERT INTO pending_fanouts (msg_id) ");
         qb.push_values(chunk, |mut b, msg| {
-            b.push_bind(&msg.id).push_bind(ms(msg.created_at));
+            b.push_bind(&msg.id);
         });
         qb.push("; ");
     }
@@ -187,7 +187,7 @@ pub(super) async fn pending_fanouts(
     let cols: Vec<String> = COLUMNS.iter().map(|c| format!("m.{c}")).collect();
     let rows = sqlx::query(&format!(
         "SELECT {} FROM pending_fanouts p JOIN messages m ON m.id = p.msg_id \
-         WHERE p.created_at < ? AND p.msg_id > ? ORDER BY p.msg_id LIMIT ?",
+         WHERE m.created_at < ? AND p.msg_id > ? ORDER BY p.msg_id LIMIT ?",
         cols.join(", ")
     ))
     .bind(ms(before))

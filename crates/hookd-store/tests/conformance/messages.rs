@@ -404,6 +404,15 @@ pub async fn concurrent_creations_fail_alone(store: DynStore) {
     }
 }
 
+/// How many deliveries are pending (at most 1,000).
+async fn pending_count(store: &DynStore) -> usize {
+    store
+        .list_pending_deliveries(None, 1000)
+        .await
+        .unwrap()
+        .len()
+}
+
 /// An app with more than `INLINE_FANOUT` endpoints, and those endpoints' ids.
 async fn wide_app(store: &DynStore) -> (String, Vec<String>) {
     let app = new_app(store).await;
@@ -436,14 +445,7 @@ pub async fn a_narrow_apps_message_is_fanned_out_as_it_is_accepted(store: DynSto
         store.fan_out(&msg, 0).await.unwrap().is_empty(),
         "nothing left to fan out"
     );
-    assert_eq!(
-        store
-            .list_pending_deliveries(None, 100)
-            .await
-            .unwrap()
-            .len(),
-        INLINE_FANOUT
-    );
+    assert_eq!(pending_count(&store).await, INLINE_FANOUT);
 }
 
 /// A message to a wide app is stored with no deliveries and its fan-out
@@ -499,14 +501,7 @@ pub async fn a_wide_apps_message_is_accepted_then_fanned_out_exactly_once(store:
         .is_empty());
 
     assert!(store.fan_out(&msg, 0).await.unwrap().is_empty());
-    assert_eq!(
-        store
-            .list_pending_deliveries(None, 100)
-            .await
-            .unwrap()
-            .len(),
-        eps.len()
-    );
+    assert_eq!(pending_count(&store).await, eps.len());
 }
 
 /// Fan-outs started side by side on one message (the stage and a sweep, or two
@@ -538,14 +533,7 @@ pub async fn concurrent_fan_outs_write_each_message_once(store: DynStore) {
         written[i] += deliveries.len();
     }
     assert_eq!(written, vec![eps.len(); msgs.len()], "written once each");
-    assert_eq!(
-        store
-            .list_pending_deliveries(None, 1000)
-            .await
-            .unwrap()
-            .len(),
-        eps.len() * msgs.len()
-    );
+    assert_eq!(pending_count(&store).await, eps.len() * msgs.len());
 }
 
 /// Pending fan-outs page in id order, so a sweep over many walks them all.
