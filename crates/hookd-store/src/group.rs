@@ -19,6 +19,7 @@
 use async_trait::async_trait;
 use hookd_core::model::{Attempt, Delivery, Message};
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Database, Pool};
 use tokio::sync::{mpsc, oneshot};
@@ -33,6 +34,14 @@ const MAX_GROUP: usize = 1024;
 /// 12–18 ms with 100-endpoint fan-outs running at 12.5–13.2k deliveries/s;
 /// 256 gave 19–43 ms and 15.5–16.9k/s (docs/PERFORMANCE.md).
 const FANOUT_ROWS: usize = 128;
+/// The same bound once no new message has arrived for [`QUIET`]: no producer
+/// is then waiting behind the group, and a larger one writes each index page
+/// that a fan-out touches (one per endpoint and index) once for many messages
+/// instead of once for every one. A message arriving just as such a group
+/// begins waits for it (tens of milliseconds on a small machine).
+const FANOUT_ROWS_QUIET: usize = 2048;
+/// How long without a new message before the writer takes the larger bound.
+const QUIET: Duration = Duration::from_millis(20);
 
 /// The connection type of a backend's database.
 pub(crate) type Conn<B> = <<B as GroupWrites>::Db as Database>::Connection;
@@ -174,6 +183,7 @@ impl Done {
 async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::UnboundedReceiver<Op>) {
     // Fan-outs not yet written, oldest first, with their expected sizes.
     let mut fanouts: VecDeque<(usize, Op)> = VecDeque::new();
+    let mut last_accept: Option<Instant> = None;
     loop {
         let (mut accepts, mut rest) = (Vec::new(), Vec::new());
         if fanouts.is_empty() {
@@ -194,9 +204,22 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
         // fan-outs of at most FANOUT_ROWS deliveries (the rest wait for the
         // next group), so that group stays short however many wide fan-outs
         // are queued.
+        let now = Instant::now();
+        if !accepts.is_empty() {
+            last_accept = Some(now);
+        }
         commit(&pool, &backend, accepts).await;
-        rest.extend(take_within(&mut fanouts, FANOUT_ROWS));
+        rest.extend(take_within(&mut fanouts, fanout_rows(last_accept, now)));
         commit(&pool, &backend, rest).await;
+    }
+}
+
+/// The bound on one group's fan-out rows when the last new message arrived
+/// at `last_accept` (if ever).
+fn fanout_rows(last_accept: Option<Instant>, now: Instant) -> usize {
+    match last_accept {
+        Some(at) if now.duration_since(at) < QUIET => FANOUT_ROWS,
+        _ => FANOUT_ROWS_QUIET,
     }
 }
 
@@ -511,5 +534,17 @@ mod tests {
         );
         assert_eq!(take_within(&mut queue, 128), vec!["f"]);
         assert!(take_within(&mut queue, 128).is_empty());
+    }
+
+    #[test]
+    fn fan_outs_get_the_larger_bound_only_once_new_messages_stop() {
+        let now = Instant::now();
+        assert_eq!(fanout_rows(None, now), FANOUT_ROWS_QUIET, "none ever");
+        assert_eq!(fanout_rows(Some(now), now), FANOUT_ROWS, "one just now");
+        let recent = now - QUIET / 2;
+        assert_eq!(fanout_rows(Some(recent), now), FANOUT_ROWS);
+        let old = now - QUIET;
+        assert_eq!(fanout_rows(Some(old), now), FANOUT_ROWS_QUIET);
+        assert!(FANOUT_ROWS_QUIET > FANOUT_ROWS);
     }
 }

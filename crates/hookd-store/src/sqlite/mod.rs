@@ -38,6 +38,9 @@ use crate::{
 /// Connections for a database file: readers run in parallel under WAL, writers
 /// queue on SQLite's single write lock.
 const FILE_POOL_SIZE: u32 = 8;
+/// The group writer's page cache, negative meaning KiB (SQLite's default is
+/// 2 MiB): the pages of the tables and indexes that every group touches.
+const WRITER_CACHE_KIB: &str = "-16384";
 /// How long a writer waits for the write lock before the store reports itself
 /// unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,6 +51,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The group writer's own connection (the same pool as `pool` in memory).
+    writer_pool: SqlitePool,
     /// Group-commits new messages and attempt outcomes (see `crate::group`).
     writer: crate::group::Writer,
     endpoints: Arc<cache::EndpointCache>,
@@ -100,13 +105,33 @@ impl SqliteStore {
         let pool_options = pool_options.test_before_acquire(false);
         let pool = pool_options
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(error::db)?;
         MIGRATOR.run(&pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => error::db(e),
             other => StoreError::Other(Box::new(other)),
         })?;
+        // The group writer gets a connection of its own, so its page cache
+        // stays warm: a connection that finds the WAL moved on by another
+        // connection's commit drops every page it had cached. With the writer
+        // taking whichever pooled connection was free, nearly every group began
+        // by reading back the index pages it was about to change. An in-memory
+        // database has only the one connection, which the writer shares.
+        let writer_pool = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.pragma("cache_size", WRITER_CACHE_KIB))
+                .await
+                .map_err(error::db)?
+        };
         let endpoints = Arc::new(cache::EndpointCache::default());
         // An in-memory database has no WAL to copy back.
         let commits = (!in_memory).then(|| Arc::new(tokio::sync::Notify::new()));
@@ -114,7 +139,7 @@ impl SqliteStore {
             .clone()
             .map(|commits| checkpoint::spawn(pool.clone(), commits));
         let writer = crate::group::Writer::spawn(
-            pool.clone(),
+            writer_pool.clone(),
             writer::SqliteWrites {
                 cache: endpoints.clone(),
                 commits,
@@ -122,6 +147,7 @@ impl SqliteStore {
         );
         Ok(Self {
             pool,
+            writer_pool,
             writer,
             endpoints,
             apps: crate::recent::apps(None),
@@ -135,6 +161,7 @@ impl SqliteStore {
         if let Some(task) = &self.checkpointer {
             task.abort();
         }
+        self.writer_pool.close().await;
         self.pool.close().await;
     }
 }
