@@ -133,7 +133,7 @@ pub struct Response {
 /// (one customer's gateway, or a receiver behind one load balancer), and every
 /// connection closed for want of room costs a new handshake on the next
 /// request; as many as the default `max_in_flight` can be reused.
-const MAX_IDLE_PER_HOST: usize = 1024;
+const MAX_IDLE_PER_HOST: usize = 4096;
 
 #[derive(Clone)]
 pub struct WebhookClient {

@@ -72,7 +72,7 @@ impl Default for Config {
             header_family: "webhook".into(),
             allowed_networks: String::new(),
             endpoint_concurrency: 32,
-            max_in_flight: 1024,
+            max_in_flight: 4096,
             disable_after_secs: 5 * 24 * 3600,
             shutdown_grace_secs: 30,
             operational_app: "hookd-operational".into(),

@@ -88,11 +88,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    raise_open_files_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     rt.block_on(run(cli))
+}
+
+/// Every request in flight holds a socket, to an endpoint or from a producer,
+/// and `max_in_flight` allows more than the soft limit on open files that many
+/// systems start a process with (1,024). The soft limit is raised to the hard
+/// one, as the Go runtime does for every program; should that fail the limit
+/// stays as it was, and a request over it fails and is retried.
+fn raise_open_files_limit() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -70,7 +70,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(15),
             header_family: HeaderFamily::Webhook,
-            max_in_flight: 1024,
+            max_in_flight: 4096,
             endpoint_concurrency: 32,
             failing_after: 4,
             disable_after: Duration::from_secs(5 * 24 * 3600),
