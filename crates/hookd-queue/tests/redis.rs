@@ -72,6 +72,46 @@ async fn unacked_lease_is_reclaimed_after_the_visibility_timeout() {
     assert_eq!(b.len().await.unwrap(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_made_at_once_by_many_callers_all_land() {
+    let Some(keys) = keys() else { return };
+    // Acknowledgements that arrive while one is on its way to Redis go in the
+    // next call together; each caller must still be answered, and each entry
+    // must leave the stream, whichever call took it.
+    let a = Arc::new(keys.queue("node-a", VISIBILITY).await);
+    let n = 300;
+    a.push((0..n).map(|i| task(i, 0)).collect()).await.unwrap();
+    let leases = pop_n(a.as_ref(), n, Duration::from_secs(5)).await;
+    assert_eq!(leases.len(), n);
+    let mut acks = tokio::task::JoinSet::new();
+    for lease in leases {
+        let a = a.clone();
+        acks.spawn(async move { a.ack(&[lease]).await });
+    }
+    let mut answered = 0;
+    while let Some(done) = acks.join_next().await {
+        done.unwrap().unwrap();
+        answered += 1;
+    }
+    assert_eq!(answered, n);
+    assert_eq!(
+        a.len().await.unwrap(),
+        0,
+        "an acknowledged entry is still queued"
+    );
+    drop(a);
+    // Had an id been dropped from a batch, its entry would stay pending and
+    // come back to another node once the lease lapsed.
+    tokio::time::sleep(VISIBILITY).await;
+    let b = keys.queue("node-b", VISIBILITY).await;
+    let again = b.pop(n, Duration::from_millis(500)).await.unwrap();
+    assert!(
+        again.is_empty(),
+        "{} acknowledged leases came back",
+        again.len()
+    );
+}
+
 #[tokio::test]
 async fn a_live_node_keeps_its_leases_past_the_visibility_timeout() {
     let Some(keys) = keys() else { return };
