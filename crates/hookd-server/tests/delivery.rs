@@ -826,20 +826,27 @@ async fn the_sweep_fans_out_what_the_fan_out_stage_left_pending() {
     .await;
     let width = hookd_store::INLINE_FANOUT + 1;
     let app = app_with_endpoints(&srv, "left-pending", width, &rx.url).await;
-    // Accepted behind the stage's back, as if its fan-out had failed.
-    let msg = message_of(&app, 0);
-    assert!(pending_for(
-        srv.store.accept_message(&msg).await.unwrap(),
-        width
-    ));
-    let hits = rx.wait_for(width, WAIT).await;
-    assert_eq!(distinct_ids(&hits), vec![msg.id.clone()]);
+    // Accepted behind the stage's back, as if their fan-outs had failed: more
+    // than the sweep writes at once, so that it takes them in several rounds.
+    let left = 40;
+    let mut ids = Vec::new();
+    for i in 0..left {
+        let msg = message_of(&app, i);
+        assert!(pending_for(
+            srv.store.accept_message(&msg).await.unwrap(),
+            width
+        ));
+        ids.push(msg.id);
+    }
+    let hits = rx.wait_for(left * width, WAIT).await;
+    ids.sort();
+    assert_eq!(distinct_ids(&hits), ids);
     // Messages through the API meanwhile are fanned out once, by the stage or
     // the sweep, whichever comes first.
     for _ in 0..5 {
         srv.send(&app, "a.b", json!({})).await;
     }
-    each_once_at_each(&rx, 6, width).await;
+    each_once_at_each(&rx, left + 5, width).await;
     srv.stop().await;
 }
 

@@ -159,6 +159,8 @@ pub struct Engine {
 const SWEEP_PAGE: u32 = 1_000;
 /// Pending fan-outs read at once by [`Engine::fan_out_pending`].
 const FANOUT_PAGE: u32 = 500;
+/// Fan-outs of a page written side by side by [`Engine::fan_out_pending`].
+const SWEEP_FANOUTS_AT_ONCE: usize = 16;
 /// How often a worker on a shared queue looks for deliveries whose push was lost.
 const OVERDUE_SWEEP_EVERY: Duration = Duration::from_secs(120);
 /// How late a pending delivery must be to count as lost.
@@ -235,14 +237,35 @@ impl Engine {
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
-            for msg in page.iter() {
-                // Its width is not known here; a sweep is rare.
-                let deliveries = self.store.fan_out(msg, 0).await?;
+            // A few at once, so that the store's writer folds them into one
+            // transaction (one at a time, a start-up after a crash in a burst
+            // of wide messages waited for one commit per message). Their
+            // widths are not known here, so few enough that a group stays
+            // small even for apps with thousands of endpoints.
+            let mut done = Vec::with_capacity(page.len());
+            for chunk in page.chunks(SWEEP_FANOUTS_AT_ONCE) {
+                let results =
+                    futures::future::join_all(chunk.iter().map(|m| self.store.fan_out(m, 0))).await;
+                done.extend(chunk.iter().zip(results));
+            }
+            let mut failure = None;
+            for (msg, result) in done {
+                let deliveries = match result {
+                    Ok(d) => d,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        continue;
+                    }
+                };
                 fanned += 1;
                 if push && !deliveries.is_empty() {
                     let msg = Arc::new(msg.clone());
                     self.queue.push(fresh_tasks(&deliveries, &msg)).await?;
                 }
+            }
+            // The ones that failed stay pending for the next sweep or start.
+            if let Some(e) = failure {
+                return Err(e.into());
             }
             if page.len() < FANOUT_PAGE as usize {
                 break;
