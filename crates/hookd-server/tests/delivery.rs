@@ -323,6 +323,41 @@ async fn a_success_resets_the_failing_clock() {
 }
 
 #[tokio::test]
+async fn a_failing_clock_restarted_elsewhere_is_read_again_before_disabling() {
+    // The engine remembers when an endpoint's clock started instead of
+    // writing it on every failure; another node's success restarts the
+    // store's clock meanwhile, and the decision to disable must follow it.
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2")
+            .unwrap()
+            .with_jitter(0.0);
+        s.engine.disable_after = Duration::from_millis(500);
+    })
+    .await;
+    let rx = Receiver::start(|_| Reply::status(500)).await;
+    let app = srv.app("elsewhere").await;
+    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
+    let ep_id = ep["id"].as_str().unwrap().to_string();
+    srv.send(&app, "a.b", json!({})).await;
+    rx.wait_for(1, WAIT).await;
+    // "Successes on another node" every 100 ms for 1.2 s: no 0.5 s of failure
+    // in a row as the store sees it.
+    for _ in 0..12 {
+        srv.store
+            .set_endpoint_failing_since(&ep_id, None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rx.count() >= 4, "kept failing: {} attempts", rx.count());
+    let (_, b) = srv.get(&format!("/app/{app}/endpoint/{ep_id}")).await;
+    assert_eq!(
+        b["disabled"], false,
+        "disabled on a clock that the store had restarted"
+    );
+}
+
+#[tokio::test]
 async fn resend_sends_again_as_a_manual_attempt() {
     let srv = TestServer::start().await;
     let rx = Receiver::ok().await;

@@ -9,7 +9,7 @@ pub mod opevents;
 pub mod request;
 mod step;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,23 +123,51 @@ pub fn fresh_tasks(deliveries: &[Delivery], msg: &Arc<Message>) -> Vec<Task> {
         .collect()
 }
 
-/// Which endpoints are known to have no failing clock running, so that a
-/// success on a healthy endpoint costs no write.
+/// What this process knows of each endpoint's failing clock, so that a
+/// success on a healthy endpoint and a failure on one already failing cost no
+/// write (on SQLite such a write waits for the write lock with the group
+/// writer; a dead endpoint failing hundreds of times a second would otherwise
+/// slow everyone's commits).
 #[derive(Default)]
-struct HealthCache(Mutex<HashSet<String>>);
+struct HealthCache(Mutex<HashMap<String, Health>>);
+
+#[derive(Clone, Copy)]
+enum Health {
+    /// No clock running.
+    Healthy,
+    /// The store's clock runs from this time (as this process last wrote or
+    /// read it; another node's success may have stopped it since).
+    FailingSince(chrono::DateTime<chrono::Utc>),
+}
 
 impl HealthCache {
-    fn needs_clear(&self, ep: &str) -> bool {
-        !self.0.lock().expect("health cache poisoned").contains(ep)
-    }
-    fn mark_healthy(&self, ep: &str) {
+    fn get(&self, ep: &str) -> Option<Health> {
         self.0
             .lock()
             .expect("health cache poisoned")
-            .insert(ep.to_string());
+            .get(ep)
+            .copied()
     }
-    fn mark_failing(&self, ep: &str) {
-        self.0.lock().expect("health cache poisoned").remove(ep);
+    fn set(&self, ep: &str, health: Health) {
+        self.0
+            .lock()
+            .expect("health cache poisoned")
+            .insert(ep.to_string(), health);
+    }
+    fn needs_clear(&self, ep: &str) -> bool {
+        !matches!(self.get(ep), Some(Health::Healthy))
+    }
+    fn mark_healthy(&self, ep: &str) {
+        self.set(ep, Health::Healthy);
+    }
+    fn mark_failing(&self, ep: &str, since: chrono::DateTime<chrono::Utc>) {
+        self.set(ep, Health::FailingSince(since));
+    }
+    fn failing_since(&self, ep: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.get(ep) {
+            Some(Health::FailingSince(t)) => Some(t),
+            _ => None,
+        }
     }
 }
 
