@@ -260,8 +260,10 @@ async fn exhaustion_emits_an_operational_event() {
     );
 }
 
-#[tokio::test]
-async fn endpoint_failing_longer_than_the_limit_is_disabled() {
+/// A server that retries every 0.2 s and disables after 0.5 s of failure, and
+/// one message sent to an endpoint that always answers 500: the server, the
+/// receiver, the app and the endpoint's id.
+async fn always_failing(app_name: &str) -> (TestServer, Receiver, String, String) {
     let srv = TestServer::start_with(|s| {
         s.engine.retry = RetryPolicy::parse_schedule("0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2")
             .unwrap()
@@ -270,10 +272,16 @@ async fn endpoint_failing_longer_than_the_limit_is_disabled() {
     })
     .await;
     let rx = Receiver::start(|_| Reply::status(500)).await;
-    let app = srv.app("flaky").await;
+    let app = srv.app(app_name).await;
     let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
     let ep_id = ep["id"].as_str().unwrap().to_string();
     srv.send(&app, "a.b", json!({})).await;
+    (srv, rx, app, ep_id)
+}
+
+#[tokio::test]
+async fn endpoint_failing_longer_than_the_limit_is_disabled() {
+    let (srv, rx, app, ep_id) = always_failing("flaky").await;
     let disabled = eventually(WAIT, || async {
         let (_, b) = srv.get(&format!("/app/{app}/endpoint/{ep_id}")).await;
         (b["disabled"] == true).then_some(())
@@ -327,18 +335,7 @@ async fn a_failing_clock_restarted_elsewhere_is_read_again_before_disabling() {
     // The engine remembers when an endpoint's clock started instead of
     // writing it on every failure; another node's success restarts the
     // store's clock meanwhile, and the decision to disable must follow it.
-    let srv = TestServer::start_with(|s| {
-        s.engine.retry = RetryPolicy::parse_schedule("0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2")
-            .unwrap()
-            .with_jitter(0.0);
-        s.engine.disable_after = Duration::from_millis(500);
-    })
-    .await;
-    let rx = Receiver::start(|_| Reply::status(500)).await;
-    let app = srv.app("elsewhere").await;
-    let ep = srv.endpoint(&app, json!({"url": rx.url})).await;
-    let ep_id = ep["id"].as_str().unwrap().to_string();
-    srv.send(&app, "a.b", json!({})).await;
+    let (srv, rx, app, ep_id) = always_failing("elsewhere").await;
     rx.wait_for(1, WAIT).await;
     // "Successes on another node" every 100 ms for 1.2 s: no 0.5 s of failure
     // in a row as the store sees it.
