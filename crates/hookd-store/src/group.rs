@@ -43,6 +43,7 @@ const FANOUT_ROWS: usize = 128;
 const FANOUT_ROWS_QUIET: usize = 2048;
 /// How long without a new message before the writer takes the larger bound.
 const QUIET: Duration = Duration::from_millis(20);
+const _: () = assert!(FANOUT_ROWS_QUIET > FANOUT_ROWS);
 
 /// The connection type of a backend's database.
 pub(crate) type Conn<B> = <<B as GroupWrites>::Db as Database>::Connection;
@@ -546,6 +547,5 @@ mod tests {
         assert_eq!(fanout_rows(Some(recent), now), FANOUT_ROWS);
         let old = now - QUIET;
         assert_eq!(fanout_rows(Some(old), now), FANOUT_ROWS_QUIET);
-        assert!(FANOUT_ROWS_QUIET > FANOUT_ROWS);
     }
 }
