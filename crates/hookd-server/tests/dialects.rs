@@ -224,14 +224,16 @@ async fn fifty_messages_in_a_window_arrive_as_a_few_batches_each_recorded() {
     let ep = srv
         .endpoint(
             &app,
-            json!({"url": rx.url, "batch": {"maxEvents": 100, "windowMs": 200}}),
+            json!({"url": rx.url, "batch": {"maxEvents": 100, "windowMs": 1000}}),
         )
         .await;
     let ep_id = ep["id"].as_str().unwrap().to_string();
-    let mut ids = Vec::new();
-    for i in 0..50 {
-        ids.push(srv.send(&app, "a.b", json!({"i": i})).await);
-    }
+    // Sent side by side, so that they all fall within a window or two even on
+    // a loaded machine (one after another, fifty POSTs can outlast several).
+    let app_ref = &app;
+    let sends = (0..50).map(|i| srv.send(app_ref, "a.b", json!({"i": i})));
+    let ids = futures::future::join_all(sends).await;
+    assert_eq!(ids.len(), 50);
     let delivered = eventually(WAIT, || async {
         let (_, s) = srv.get(&format!("/app/{app}/endpoint/{ep_id}/stats")).await;
         (s["success"] == 50).then_some(())
