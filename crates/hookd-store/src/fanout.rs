@@ -7,6 +7,8 @@ use hookd_core::filter::endpoint_matches;
 use hookd_core::model::{Delivery, Endpoint, Message, MessageStatus};
 use hookd_core::{new_id, IdKind};
 
+use crate::Accepted;
+
 /// The deliveries of each message, in order: one per endpoint of its app
 /// (`endpoints_of(app_id)`) that [`endpoint_matches`] selects, pending and due
 /// at the message's first due time.
@@ -35,10 +37,37 @@ pub(crate) fn deliveries<'e>(
         .collect()
 }
 
+/// What accepting each of `msgs` did, in order: the deliveries written with
+/// those fanned out at once (`inline`, paired with `deliveries`), and for the
+/// rest a pending fan-out to about `width(msg)` endpoints.
+pub(crate) fn accepted(
+    msgs: &[&Message],
+    inline: &[&Message],
+    deliveries: Vec<Vec<Delivery>>,
+    width: impl Fn(&Message) -> usize,
+) -> Vec<Accepted> {
+    in_order(msgs, inline, deliveries, Accepted::FannedOut, |m| {
+        Accepted::Pending {
+            endpoints: width(m),
+        }
+    })
+}
+
+/// The deliveries of each of `msgs`, in order: those written for the messages
+/// whose fan-out this call claimed (`claimed`, paired with `deliveries`), and
+/// none for the rest.
+pub(crate) fn claimed(
+    msgs: &[&Message],
+    claimed: &[&Message],
+    deliveries: Vec<Vec<Delivery>>,
+) -> Vec<Vec<Delivery>> {
+    in_order(msgs, claimed, deliveries, |d| d, |_| Vec::new())
+}
+
 /// Each of `msgs`, in order, with the deliveries written for it (`done` pairs
 /// the messages fanned out with their deliveries): `written` for those, and
 /// `otherwise` for the rest.
-pub(crate) fn in_order<T>(
+fn in_order<T>(
     msgs: &[&Message],
     done: &[&Message],
     deliveries: Vec<Vec<Delivery>>,

@@ -110,15 +110,9 @@ pub(super) async fn accept_many(
             .await
             .map_err(db)?;
     }
-    Ok(fanout::in_order(
-        msgs,
-        &now,
-        fanouts,
-        Accepted::FannedOut,
-        |m| Accepted::Pending {
-            endpoints: by_app.get(&m.app_id).map_or(0, Vec::len),
-        },
-    ))
+    Ok(fanout::accepted(msgs, &now, fanouts, |m| {
+        by_app.get(&m.app_id).map_or(0, Vec::len)
+    }))
 }
 
 /// The enabled endpoints of the apps, by app.
@@ -181,13 +175,7 @@ pub(super) async fn fan_out(
     let fanouts = fanout::deliveries(&mine, |app| by_app.get(app).map_or(&[], Vec::as_slice));
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::insert_all(&mut *conn, &all).await?;
-    Ok(fanout::in_order(
-        msgs,
-        &mine,
-        fanouts,
-        |d| d,
-        |_| Vec::new(),
-    ))
+    Ok(fanout::claimed(msgs, &mine, fanouts))
 }
 
 /// Accepted messages whose fan-out is still pending, created before `before`,

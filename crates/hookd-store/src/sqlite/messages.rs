@@ -110,15 +110,9 @@ pub(super) async fn accept_many(
     if all_cached || !all.is_empty() || !later.is_empty() {
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
-    Ok(fanout::in_order(
-        msgs,
-        &now,
-        fanouts,
-        Accepted::FannedOut,
-        |m| Accepted::Pending {
-            endpoints: lists.get(m.app_id.as_str()).map_or(0, |l| l.len()),
-        },
-    ))
+    Ok(fanout::accepted(msgs, &now, fanouts, |m| {
+        lists.get(m.app_id.as_str()).map_or(0, |l| l.len())
+    }))
 }
 
 /// Claims the pending fan-outs of `msgs` and inserts their deliveries,
@@ -167,13 +161,7 @@ pub(super) async fn fan_out(
         deliveries::push_inserts(&mut qb, &all);
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
-    Ok(fanout::in_order(
-        msgs,
-        &mine,
-        fanouts,
-        |d| d,
-        |_| Vec::new(),
-    ))
+    Ok(fanout::claimed(msgs, &mine, fanouts))
 }
 
 /// Accepted messages whose fan-out is still pending, created before `before`,
