@@ -11,7 +11,7 @@ use hookd_core::settings::{EndpointSettings, Envelope, PayloadShape, Signing, Ti
 use hookd_core::signing::{
     sign_body_hmac, sign_jwt_hs256, sign_standard, sign_stripe, EndpointSecret, JWT_CONTENT_TYPE,
 };
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use sha2::{Digest, Sha256};
 
 /// Which header names carry the Standard Webhooks values.

@@ -361,6 +361,11 @@ pub async fn concurrent_records_fail_alone(store: DynStore) {
             outcomes[1].1.id = new_id(IdKind::Destination);
             outcomes[1].0 = attempt_on(&outcomes[1].1, MessageStatus::Success, 200, now());
         }
+        if i == 21 {
+            // The second attempt names a message that does not exist (its
+            // delivery does): only a foreign key can refuse it.
+            outcomes[1].0.msg_id = new_id(IdKind::Message);
+        }
         sets.push((deliveries, outcomes));
     }
     let mut running = tokio::task::JoinSet::new();
@@ -376,8 +381,11 @@ pub async fn concurrent_records_fail_alone(store: DynStore) {
     results.sort_by_key(|(i, _)| *i);
     for (i, result) in results {
         let (deliveries, outcomes) = &sets[i];
-        if i == 13 {
-            assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+        if i == 13 || i == 21 {
+            assert!(
+                matches!(result, Err(StoreError::NotFound)),
+                "{i}: {result:?}"
+            );
             let (attempt, _) = &outcomes[0];
             assert_eq!(
                 store

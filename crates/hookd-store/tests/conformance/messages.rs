@@ -404,6 +404,39 @@ pub async fn concurrent_creations_fail_alone(store: DynStore) {
     }
 }
 
+/// A message for an app that does not exist, created at the same moment as
+/// others (one group in the embedded store, whose first try checks foreign
+/// keys only at its commit), fails alone with `NotFound`; the others are
+/// stored with their deliveries.
+pub async fn a_message_for_a_missing_app_fails_alone_among_concurrent_ones(store: DynStore) {
+    let app = new_app(&store).await;
+    let ep = new_endpoint(&store, &app.id, |_| {}).await;
+    let gone = hookd_core::new_id(hookd_core::IdKind::App);
+    let msgs: Vec<Message> = (0..40)
+        .map(|i| message_for(if i == 23 { &gone } else { &app.id }, "user.created"))
+        .collect();
+    let mut running = tokio::task::JoinSet::new();
+    for (i, msg) in msgs.iter().cloned().enumerate() {
+        let store = store.clone();
+        running.spawn(async move { (i, store.create_message(&msg).await) });
+    }
+    while let Some(joined) = running.join_next().await {
+        let (i, outcome) = joined.expect("creation task");
+        let msg = &msgs[i];
+        if i == 23 {
+            assert!(matches!(outcome, Err(StoreError::NotFound)), "{outcome:?}");
+            assert_eq!(store.message_by_key(&gone, &msg.id).await.unwrap(), None);
+            continue;
+        }
+        let deliveries = outcome.unwrap_or_else(|e| panic!("message {i} of a live app: {e:?}"));
+        assert_eq!(deliveries.len(), 1, "message {i}");
+        assert_eq!(
+            store.delivery_for(&msg.id, &ep.id).await.unwrap().as_ref(),
+            Some(&deliveries[0])
+        );
+    }
+}
+
 /// How many deliveries are pending (at most 1,000).
 async fn pending_count(store: &DynStore) -> usize {
     store

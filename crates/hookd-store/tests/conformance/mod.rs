@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             messages::creating_a_message_for_a_missing_app_is_not_found,
             messages::duplicate_event_id_is_a_conflict,
             messages::concurrent_creations_fail_alone,
+            messages::a_message_for_a_missing_app_fails_alone_among_concurrent_ones,
             messages::messages_are_found_by_id_or_event_id_within_their_app,
             messages::message_filters_select_by_channel_tag_type_and_time,
             messages::messages_page_by_id_in_either_direction,
