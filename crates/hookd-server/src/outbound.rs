@@ -373,25 +373,21 @@ mod tests {
         }
     }
 
+    /// POSTs `{}` to `url` with a 5 s deadline.
+    async fn post_to(client: &WebhookClient, url: &str) -> Response {
+        let body = Bytes::from_static(b"{}");
+        client
+            .post(url, HeaderMap::new(), body, Duration::from_secs(5))
+            .await
+    }
+
     #[tokio::test]
     async fn transport_failures_come_back_as_status_0_saying_why() {
-        let client = WebhookClient::new(SsrfGuard::new(vec![]), "hookd-test");
-        let refused = client
-            .post(
-                "http://127.0.0.1:9/hook",
-                HeaderMap::new(),
-                Bytes::from_static(b"{}"),
-                Duration::from_secs(5),
-            )
-            .await;
+        let guarded = WebhookClient::new(SsrfGuard::new(vec![]), "hookd-test");
+        let refused = post_to(&guarded, "http://127.0.0.1:9/hook").await;
         assert_eq!(refused.status, 0);
-        assert!(
-            refused
-                .body
-                .contains("127.0.0.1 is a private or reserved address"),
-            "{}",
-            refused.body
-        );
+        let why = "127.0.0.1 is a private or reserved address";
+        assert!(refused.body.contains(why), "{}", refused.body);
 
         let open = WebhookClient::new(
             SsrfGuard::new(SsrfGuard::parse_allowed("127.0.0.0/8").unwrap()),
@@ -403,14 +399,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let closed = open
-            .post(
-                &format!("http://127.0.0.1:{port}/hook"),
-                HeaderMap::new(),
-                Bytes::from_static(b"{}"),
-                Duration::from_secs(5),
-            )
-            .await;
+        let closed = post_to(&open, &format!("http://127.0.0.1:{port}/hook")).await;
         assert_eq!(closed.status, 0);
         assert!(
             closed.body.contains("Connection refused"),
@@ -418,14 +407,7 @@ mod tests {
             closed.body
         );
 
-        let invalid = open
-            .post(
-                "ftp://127.0.0.1/",
-                HeaderMap::new(),
-                Bytes::new(),
-                Duration::from_secs(5),
-            )
-            .await;
+        let invalid = post_to(&open, "ftp://127.0.0.1/").await;
         assert_eq!(invalid.status, 0);
         assert!(invalid.body.starts_with("invalid URL"), "{}", invalid.body);
     }
