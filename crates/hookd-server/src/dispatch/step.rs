@@ -406,20 +406,19 @@ impl Engine {
         }
         let limit =
             chrono::Duration::from_std(self.config.disable_after).unwrap_or(chrono::Duration::MAX);
+        let to_disable = |since| gone || now - since > limit;
         let since = match self.health.failing_since(&ep.id) {
             // Running in the store since then: nothing to write. Whether to
             // disable is decided on the store's own clock, read below, which
             // another node's success may have restarted.
-            Some(since) if !(gone || now - since > limit) => since,
+            Some(since) if !to_disable(since) => since,
             _ => {
                 let since = self.store.endpoint_failing_since(&ep.id, now).await?;
                 self.health.mark_failing(&ep.id, since);
                 since
             }
         };
-        if (gone || now - since > limit)
-            && self.store.disable_endpoint(&ep.app_id, &ep.id, now).await?
-        {
+        if to_disable(since) && self.store.disable_endpoint(&ep.app_id, &ep.id, now).await? {
             tracing::warn!(endpoint.id = %ep.id, gone, "endpoint disabled");
             self.opevents
                 .emit(
