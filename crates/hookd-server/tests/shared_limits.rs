@@ -73,16 +73,17 @@ async fn concurrency_cap_holds_across_two_nodes() {
     let now = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (n2, p2) = (now.clone(), peak.clone());
-    // Count requests in progress by when they arrive and when their (delayed) answer is due.
+    // Count requests in progress from their arrival until just before their
+    // (delayed) answer is written: the node can only free the slot after that.
     let rx = Receiver::start(move |_| {
         let cur = n2.fetch_add(1, Ordering::SeqCst) + 1;
         p2.fetch_max(cur, Ordering::SeqCst);
         let n3 = n2.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            n3.fetch_sub(1, Ordering::SeqCst);
-        });
-        Reply::ok().after(Duration::from_millis(150))
+        Reply::ok()
+            .after(Duration::from_millis(150))
+            .before_answer(move || {
+                n3.fetch_sub(1, Ordering::SeqCst);
+            })
     })
     .await;
     let app = srv.app("shared-cap").await;

@@ -221,6 +221,18 @@ pub struct Reply {
     pub delay: Duration,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Run once the delay is over, before the answer goes out.
+    pub before_answer: Option<Hook>,
+}
+
+/// A callback a [`Reply`] carries.
+#[derive(Clone)]
+pub struct Hook(Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl Reply {
@@ -230,6 +242,7 @@ impl Reply {
             delay: Duration::ZERO,
             headers: vec![],
             body: String::new(),
+            before_answer: None,
         }
     }
     pub fn ok() -> Self {
@@ -245,6 +258,12 @@ impl Reply {
     }
     pub fn body(mut self, b: &str) -> Self {
         self.body = b.into();
+        self
+    }
+    /// Calls `f` after the delay and before the answer is written, so a test can
+    /// tell exactly when the request stops being in progress.
+    pub fn before_answer(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.before_answer = Some(Hook(Arc::new(f)));
         self
     }
 }
@@ -334,6 +353,9 @@ async fn handle(State(st): State<RecvState>, headers: HeaderMap, body: Bytes) ->
     let reply = (st.respond)(n);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
+    }
+    if let Some(Hook(f)) = &reply.before_answer {
+        f();
     }
     let mut h = HeaderMap::new();
     for (k, v) in &reply.headers {
