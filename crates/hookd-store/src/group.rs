@@ -22,6 +22,7 @@ use hookd_core::model::{Attempt, Delivery, Message};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Database, Pool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -186,10 +187,23 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
     // Fan-outs not yet written, oldest first, with their expected sizes.
     let mut fanouts: VecDeque<(usize, Op)> = VecDeque::new();
     let mut last_accept: Option<Instant> = None;
+    // The connection is kept from one group to the next while writes keep
+    // coming: sqlx tests a connection each time it goes back to the pool (a
+    // round trip to the database, or to SQLite's worker thread), and the next
+    // group's acquire waited for that. It goes back once the writer is idle,
+    // so closing the pool never waits for this task.
+    let mut held: Option<PoolConnection<B::Db>> = None;
     loop {
         let (mut accepts, mut rest) = (Vec::new(), Vec::new());
         if fanouts.is_empty() {
-            match rx.recv().await {
+            let op = match rx.try_recv() {
+                Ok(op) => Some(op),
+                Err(_) => {
+                    held = None;
+                    rx.recv().await
+                }
+            };
+            match op {
                 Some(op) => sort_op(op, &mut accepts, &mut rest, &mut fanouts),
                 None => return,
             }
@@ -210,9 +224,9 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
         if !accepts.is_empty() {
             last_accept = Some(now);
         }
-        commit(&pool, &backend, accepts).await;
+        commit(&pool, &backend, &mut held, accepts).await;
         rest.extend(take_within(&mut fanouts, fanout_rows(last_accept, now)));
-        commit(&pool, &backend, rest).await;
+        commit(&pool, &backend, &mut held, rest).await;
     }
 }
 
@@ -249,13 +263,25 @@ fn sort_op(op: Op, accepts: &mut Vec<Op>, rest: &mut Vec<Op>, fanouts: &mut VecD
     }
 }
 
-/// Commits `ops` (if any) as one group and answers them.
-async fn commit<B: GroupWrites>(pool: &Pool<B::Db>, backend: &B, ops: Vec<Op>) {
+/// Commits `ops` (if any) as one group on the `held` connection (taking one
+/// from the pool if none is held) and answers them.
+async fn commit<B: GroupWrites>(
+    pool: &Pool<B::Db>,
+    backend: &B,
+    held: &mut Option<PoolConnection<B::Db>>,
+    ops: Vec<Op>,
+) {
     if ops.is_empty() {
         return;
     }
     let mut done = Vec::with_capacity(ops.len());
-    let failure = commit_group(pool, backend, ops, &mut done).await.err();
+    let failure = commit_group(pool, backend, held, ops, &mut done)
+        .await
+        .err();
+    if failure.is_some() {
+        // The connection may be broken: the next group takes a fresh one.
+        *held = None;
+    }
     for d in done {
         d.answer(failure.as_ref());
     }
@@ -311,22 +337,27 @@ fn messages<T>(list: &[(Message, T)]) -> Vec<&Message> {
 async fn commit_group<B: GroupWrites>(
     pool: &Pool<B::Db>,
     backend: &B,
+    held: &mut Option<PoolConnection<B::Db>>,
     ops: Vec<Op>,
     done: &mut Vec<Done>,
 ) -> Result<()> {
-    let mut conn = match pool.acquire().await.map_err(B::error) {
-        Ok(c) => c,
-        Err(e) => {
-            // Nothing ran: every caller learns why.
-            done.extend(ops.into_iter().map(|op| Done::failed(op, &e)));
-            return Ok(());
-        }
+    let conn = match held {
+        Some(c) => c,
+        None => match pool.acquire().await.map_err(B::error) {
+            Ok(c) => held.insert(c),
+            Err(e) => {
+                // Nothing ran: every caller learns why.
+                done.extend(ops.into_iter().map(|op| Done::failed(op, &e)));
+                return Ok(());
+            }
+        },
     };
     let mut tx = match conn.begin().await.map_err(B::error) {
         Ok(tx) => tx,
         Err(e) => {
             done.extend(ops.into_iter().map(|op| Done::failed(op, &e)));
-            return Ok(());
+            // An error here also lets the held connection go.
+            return Err(e);
         }
     };
     let mut k = Kinds::new(ops);
@@ -375,7 +406,7 @@ async fn commit_group<B: GroupWrites>(
         Ok(tx) => tx,
         Err(e) => {
             k.fail_all(&e, done);
-            return Ok(());
+            return Err(e);
         }
     };
     let mut any_ok = false;

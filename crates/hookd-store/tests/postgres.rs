@@ -203,6 +203,53 @@ async fn pool_heals_after_connections_are_killed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_writer_heals_when_its_connection_is_killed_while_busy() {
+    let Some((store, schema)) = fresh().await else {
+        return;
+    };
+    let app = new_app(&store).await;
+    new_endpoint(&store, &app.id, |_| {}).await;
+    // Writers that never pause, so the group writer keeps its connection from
+    // one group to the next, and is holding it when it is killed. A writer that
+    // kept a dead connection would fail group after group until it next went
+    // idle (one in two runs here, with that bug, saw a writer fail twice).
+    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..32)
+        .map(|_| {
+            let (store, app_id, killed) = (store.clone(), app.id.clone(), killed.clone());
+            tokio::spawn(async move {
+                let (mut unavailable, mut after_kill) = (0, 0);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while after_kill < 20 && std::time::Instant::now() < deadline {
+                    let was_killed = killed.load(Ordering::SeqCst);
+                    match store.create_message(&message_for(&app_id, "a.b")).await {
+                        Ok(_) if was_killed => after_kill += 1,
+                        Ok(_) => {}
+                        Err(StoreError::Unavailable(_)) => unavailable += 1,
+                        Err(e) => panic!("expected success or Unavailable, got {e:?}"),
+                    }
+                }
+                (unavailable, after_kill)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(kill_store_connections(&schema).await >= 1);
+    killed.store(true, Ordering::SeqCst);
+    for w in writers {
+        let (unavailable, after_kill) = w.await.unwrap();
+        assert_eq!(
+            after_kill, 20,
+            "writes succeed again after the kill, with no restart"
+        );
+        assert!(
+            unavailable <= 1,
+            "only the groups on the killed connection fail ({unavailable} did)"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_behind_is_refused_without_migrate() {
     let Some(schema) = Schema::create().await else {
         return;
