@@ -210,9 +210,10 @@ async fn group_writer_heals_when_its_connection_is_killed_while_busy() {
     let app = new_app(&store).await;
     new_endpoint(&store, &app.id, |_| {}).await;
     // Writers that never pause, so the group writer keeps its connection from
-    // one group to the next, and is holding it when it is killed. A writer that
-    // kept a dead connection would fail group after group until it next went
-    // idle (one in two runs here, with that bug, saw a writer fail twice).
+    // one group to the next, and is holding it when it is killed: writes must
+    // come back while it stays busy, with no restart. (The writer also lets its
+    // connection go whenever it finds nothing waiting, which heals it too, so
+    // this cannot single out its dropping a connection after a failed group.)
     let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..32)
         .map(|_| {
@@ -242,9 +243,10 @@ async fn group_writer_heals_when_its_connection_is_killed_while_busy() {
             after_kill, 20,
             "writes succeed again after the kill, with no restart"
         );
+        // A caller may meet a dead pooled connection as well as the writer's.
         assert!(
-            unavailable <= 1,
-            "only the groups on the killed connection fail ({unavailable} did)"
+            unavailable <= 3,
+            "only the work on the killed connections fails ({unavailable} did)"
         );
     }
 }
