@@ -82,6 +82,12 @@ pub(crate) trait GroupWrites: Send + Sync + 'static {
 
     /// Called after each group's transaction has ended.
     fn committed(&self) {}
+
+    /// Whether the writer may keep its connection from one group to the
+    /// next; not when it is the only connection the reads have too.
+    fn keeps_connection(&self) -> bool {
+        true
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -191,7 +197,8 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
     // coming: sqlx tests a connection each time it goes back to the pool (a
     // round trip to the database, or to SQLite's worker thread), and the next
     // group's acquire waited for that. It goes back once the writer is idle,
-    // so closing the pool never waits for this task.
+    // so closing the pool never waits for this task, and after every group
+    // when the reads have no other connection (an in-memory SQLite database).
     let mut held: Option<PoolConnection<B::Db>> = None;
     loop {
         let (mut accepts, mut rest) = (Vec::new(), Vec::new());
@@ -227,6 +234,9 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
         commit(&pool, &backend, &mut held, accepts).await;
         rest.extend(take_within(&mut fanouts, fanout_rows(last_accept, now)));
         commit(&pool, &backend, &mut held, rest).await;
+        if !backend.keeps_connection() {
+            held = None;
+        }
     }
 }
 

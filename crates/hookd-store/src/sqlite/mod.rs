@@ -143,6 +143,7 @@ impl SqliteStore {
             writer::SqliteWrites {
                 cache: endpoints.clone(),
                 commits,
+                shared_connection: in_memory,
             },
         );
         Ok(Self {

@@ -17,6 +17,8 @@ pub(super) struct SqliteWrites {
     pub(super) cache: Arc<EndpointCache>,
     /// Wakes the background checkpointer (`super::checkpoint`), if any.
     pub(super) commits: Option<Arc<Notify>>,
+    /// The writer's connection is the reads' one too (`sqlite::memory:`).
+    pub(super) shared_connection: bool,
 }
 
 #[async_trait]
@@ -49,6 +51,10 @@ impl GroupWrites for SqliteWrites {
 
     fn error(e: sqlx::Error) -> StoreError {
         error::db(e)
+    }
+
+    fn keeps_connection(&self) -> bool {
+        !self.shared_connection
     }
 
     fn committed(&self) {
