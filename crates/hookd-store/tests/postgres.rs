@@ -13,9 +13,9 @@
 mod conformance;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hookd_core::model::{Endpoint, MessageStatus};
 use hookd_store::StoreError;
@@ -214,14 +214,14 @@ async fn group_writer_heals_when_its_connection_is_killed_while_busy() {
     // come back while it stays busy, with no restart. (The writer also lets its
     // connection go whenever it finds nothing waiting, which heals it too, so
     // this cannot single out its dropping a connection after a failed group.)
-    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killed = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..32)
         .map(|_| {
             let (store, app_id, killed) = (store.clone(), app.id.clone(), killed.clone());
             tokio::spawn(async move {
                 let (mut unavailable, mut after_kill) = (0, 0);
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-                while after_kill < 20 && std::time::Instant::now() < deadline {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while after_kill < 20 && Instant::now() < deadline {
                     let was_killed = killed.load(Ordering::SeqCst);
                     match store.create_message(&message_for(&app_id, "a.b")).await {
                         Ok(_) if was_killed => after_kill += 1,
@@ -234,7 +234,7 @@ async fn group_writer_heals_when_its_connection_is_killed_while_busy() {
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(kill_store_connections(&schema).await >= 1);
     killed.store(true, Ordering::SeqCst);
     for w in writers {
