@@ -1,6 +1,7 @@
 //! Cluster mode, end to end: real `hookd` processes sharing one PostgreSQL
 //! schema and one Redis database. A worker killed mid-run loses nothing and
-//! causes no more duplicates than it had requests in flight; a Redis restart
+//! causes no more duplicates than it had deliveries with unrecorded outcomes
+//! (requests in flight, and answered ones awaiting the group commit); a Redis restart
 //! that wipes the queue heals; a PostgreSQL restart makes the API answer 503
 //! meanwhile, and every message it acknowledged is delivered afterwards.
 //!
@@ -148,10 +149,16 @@ async fn two_workers_and_an_api_node_deliver_everything_despite_a_sigkill() {
     all_arrive(&rx, &expected, Duration::from_secs(75), "after the SIGKILL").await;
 
     let (duplicates, unexpected) = tally(&rx, &expected);
-    let bound = FLEET_CONCURRENCY * FLEET_ENDPOINTS;
+    // What the killed worker can resend: per endpoint slot, the request in
+    // flight, plus the answered ones whose outcomes still waited for the group
+    // commit (a slot is freed on the answer, not on the flush; with 10 ms
+    // answers, up to two of those on a loaded box). CI once saw 43 of 40 with
+    // the in-flight requests alone as the bound.
+    let slots = FLEET_CONCURRENCY * FLEET_ENDPOINTS;
+    let bound = 3 * slots;
     println!(
         "all {} deliveries arrived {:.1} s after the kill ({:.1} s in all); {duplicates} duplicates \
-         (bound: {bound} = {FLEET_CONCURRENCY} per endpoint x {FLEET_ENDPOINTS} endpoints)",
+         (bound: {bound} = 3 x {FLEET_CONCURRENCY} slots per endpoint x {FLEET_ENDPOINTS} endpoints)",
         expected.len(),
         killed.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
@@ -162,7 +169,8 @@ async fn two_workers_and_an_api_node_deliver_everything_despite_a_sigkill() {
     );
     assert!(
         duplicates as usize <= bound,
-        "{duplicates} duplicates: more than the {bound} requests the killed worker could have had in flight"
+        "{duplicates} duplicates: more than the {bound} deliveries ({slots} slots, each with one \
+         in flight and up to two answered) whose outcomes the killed worker could have left unrecorded"
     );
 }
 
