@@ -9,13 +9,15 @@
 //! another (further fan-outs wait for the next round; once new messages have
 //! stopped coming, the bound is the larger `FANOUT_ROWS_QUIET`).
 //!
-//! A group first goes in as a few multi-row statements, with no savepoints.
-//! Only if that fails (a duplicate `eventId`, a delivery that vanished) is the
-//! transaction rolled back and the group written again: each kind of write in
-//! a savepoint, and a kind that fails once more one write at a time, each in a
-//! savepoint of its own, so that the failing one fails alone. Callers are
-//! answered only after the commit, so an acknowledgement still means durably
-//! stored.
+//! A group first goes in as a few multi-row statements in one transaction.
+//! Only if that fails (a duplicate `eventId`, a delivery that vanished, or at
+//! the commit a foreign key that SQLite defers there) is it rolled back and
+//! the group written again: each kind of write in a transaction of its own,
+//! and a kind that fails once more one write at a time, each in a transaction
+//! of its own, so that the failing one fails alone. (Savepoints cannot find a
+//! write that breaks a deferred foreign key: only the commit checks it.)
+//! Callers are answered only after their write's commit, so an
+//! acknowledgement still means durably stored.
 
 use async_trait::async_trait;
 use hookd_core::model::{Attempt, Delivery, Message};
@@ -150,14 +152,6 @@ enum Done {
 }
 
 impl Done {
-    fn ok(&self) -> bool {
-        match self {
-            Done::Unit(_, r) => r.is_ok(),
-            Done::Accept(_, r) => r.is_ok(),
-            Done::FanOut(_, r) => r.is_ok(),
-        }
-    }
-
     /// Answers with the write's own result, or with `failure` if the commit failed.
     fn answer(self, failure: Option<&StoreError>) {
         fn pick<T>(r: Result<T>, failure: Option<&StoreError>) -> Result<T> {
@@ -285,17 +279,30 @@ async fn commit<B: GroupWrites>(
         return;
     }
     let mut done = Vec::with_capacity(ops.len());
-    let failure = commit_group(pool, backend, held, ops, &mut done)
-        .await
-        .err();
-    if failure.is_some() {
-        // The connection may be broken: the next group takes a fresh one.
-        *held = None;
-    }
+    let failure = match commit_group(pool, backend, held, ops, &mut done).await {
+        Ok(()) => None,
+        Err(failed) => {
+            // The connection may be broken: the next group takes a fresh one.
+            *held = None;
+            match failed {
+                GroupFailed::Whole(e) => Some(e),
+                GroupFailed::Connection => None,
+            }
+        }
+    };
     for d in done {
         d.answer(failure.as_ref());
     }
     backend.committed();
+}
+
+/// Why [`commit_group`] stopped short.
+enum GroupFailed {
+    /// The group's one transaction failed: this is every op's answer.
+    Whole(StoreError),
+    /// The connection failed while the group went one part at a time; the
+    /// answers given stand (what was committed by then stays committed).
+    Connection,
 }
 
 /// A group's ops, sorted by kind.
@@ -321,6 +328,17 @@ impl Kinds {
 
     fn len(&self) -> usize {
         self.records.len() + self.accepts.len() + self.fanouts.len()
+    }
+
+    /// Every op answered with what the group's one transaction wrote.
+    fn answer(self, accepted: Vec<Accepted>, fanouts: Vec<Vec<Delivery>>, done: &mut Vec<Done>) {
+        done.extend(self.records.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
+        for ((_, reply), a) in self.accepts.into_iter().zip(accepted) {
+            done.push(Done::Accept(reply, Ok(a)));
+        }
+        for ((_, reply), deliveries) in self.fanouts.into_iter().zip(fanouts) {
+            done.push(Done::FanOut(reply, Ok(deliveries)));
+        }
     }
 
     /// Every op answered with `e`.
@@ -350,7 +368,7 @@ async fn commit_group<B: GroupWrites>(
     held: &mut Option<PoolConnection<B::Db>>,
     ops: Vec<Op>,
     done: &mut Vec<Done>,
-) -> Result<()> {
+) -> std::result::Result<(), GroupFailed> {
     let conn = match held {
         Some(c) => c,
         None => match pool.acquire().await.map_err(B::error) {
@@ -367,7 +385,7 @@ async fn commit_group<B: GroupWrites>(
         Err(e) => {
             done.extend(ops.into_iter().map(|op| Done::failed(op, &e)));
             // An error here also lets the held connection go.
-            return Err(e);
+            return Err(GroupFailed::Connection);
         }
     };
     let mut k = Kinds::new(ops);
@@ -383,20 +401,31 @@ async fn commit_group<B: GroupWrites>(
     // The usual case: every write succeeds, so the group runs as plain
     // statements in the one transaction, with no savepoint round trips.
     let first_err = match write_all(backend, &mut tx, &all, &k).await {
-        Ok((accepted, fanouts)) => {
-            done.extend(k.records.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
-            for ((_, reply), a) in k.accepts.into_iter().zip(accepted) {
-                done.push(Done::Accept(reply, Ok(a)));
+        Ok((accepted, fanouts)) => match tx.commit().await.map_err(B::error) {
+            Ok(()) => {
+                k.answer(accepted, fanouts, done);
+                return Ok(());
             }
-            for ((_, reply), deliveries) in k.fanouts.into_iter().zip(fanouts) {
-                done.push(Done::FanOut(reply, Ok(deliveries)));
+            // A deferred foreign key (SQLite's deliveries and attempts) is
+            // checked at the commit, and no statement says which write broke
+            // it: the group goes again below, each part in a transaction of
+            // its own. (The failed commit's transaction is rolled back as it
+            // is dropped.)
+            Err(StoreError::NotFound) => StoreError::NotFound,
+            Err(e) => {
+                // A failed commit is every one's answer (see `commit`).
+                k.answer(accepted, fanouts, done);
+                return Err(GroupFailed::Whole(e));
             }
-            // A failed commit is every one's answer (see `run`).
-            return tx.commit().await.map_err(B::error);
+        },
+        Err(e) => {
+            if let Err(gone) = tx.rollback().await.map_err(B::error) {
+                k.fail_all(&gone, done);
+                return Err(GroupFailed::Connection);
+            }
+            e
         }
-        Err(e) => e,
     };
-    tx.rollback().await.map_err(B::error)?;
     if k.len() == 1 {
         // Alone in its transaction: its failure is its own answer.
         if let Some((_, reply)) = k.records.pop() {
@@ -410,85 +439,128 @@ async fn commit_group<B: GroupWrites>(
     }
 
     // Something in the group failed: find it without failing the rest. Each
-    // kind goes in together in a savepoint, and a kind that fails again goes
-    // one op at a time, each in a savepoint of its own.
-    let mut tx = match conn.begin().await.map_err(B::error) {
-        Ok(tx) => tx,
-        Err(e) => {
-            k.fail_all(&e, done);
-            return Err(e);
-        }
-    };
-    let mut any_ok = false;
+    // kind goes in a transaction of its own, and a kind that fails there
+    // (in a statement or at its commit) goes one op at a time, each in a
+    // transaction of its own, so that the failing one fails alone. This costs
+    // a commit per op of the failing kind, but only for a group that failed.
+    // On a connection failure the ops not yet answered learn why.
     let mut singles = Vec::new();
     if !k.records.is_empty() {
-        let mut sp = tx.begin().await.map_err(B::error)?;
-        if backend.record_attempts(&mut sp, &all).await.is_ok() {
-            sp.commit().await.map_err(B::error)?;
-            any_ok = true;
-            done.extend(k.records.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
-        } else {
-            sp.rollback().await.map_err(B::error)?;
-            let mut rest = all.into_iter();
-            singles.extend(
-                k.records.into_iter().zip(counts).map(|((_, reply), n)| {
+        match own_tx(backend, conn, Part::Records(&all)).await {
+            Ok(Ok(_)) => {
+                let records = std::mem::take(&mut k.records);
+                done.extend(records.into_iter().map(|(_, r)| Done::Unit(r, Ok(()))));
+            }
+            Ok(Err(_)) => {
+                let mut rest = all.into_iter();
+                let records = std::mem::take(&mut k.records);
+                singles.extend(records.into_iter().zip(counts).map(|((_, reply), n)| {
                     Op::RecordAttempts(rest.by_ref().take(n).collect(), reply)
-                }),
-            );
+                }));
+            }
+            Err(e) => {
+                k.fail_all(&e, done);
+                return Err(GroupFailed::Connection);
+            }
         }
     }
     if !k.accepts.is_empty() {
-        let mut sp = tx.begin().await.map_err(B::error)?;
-        match backend
-            .accept_messages(&mut sp, &messages(&k.accepts))
-            .await
-        {
-            Ok(accepted) => {
-                sp.commit().await.map_err(B::error)?;
-                any_ok = true;
-                for ((_, reply), a) in k.accepts.into_iter().zip(accepted) {
+        match own_tx(backend, conn, Part::Accepts(&messages(&k.accepts))).await {
+            Ok(Ok(Wrote::Accepts(accepted))) => {
+                let accepts = std::mem::take(&mut k.accepts);
+                for ((_, reply), a) in accepts.into_iter().zip(accepted) {
                     done.push(Done::Accept(reply, Ok(a)));
                 }
             }
-            Err(_) => {
-                sp.rollback().await.map_err(B::error)?;
-                singles.extend(k.accepts.into_iter().map(|(m, r)| Op::Accept(m, r)));
+            Ok(_) => {
+                let accepts = std::mem::take(&mut k.accepts);
+                singles.extend(accepts.into_iter().map(|(m, r)| Op::Accept(m, r)));
+            }
+            Err(e) => {
+                k.fail_all(&e, done);
+                singles
+                    .into_iter()
+                    .for_each(|op| done.push(Done::failed(op, &e)));
+                return Err(GroupFailed::Connection);
             }
         }
     }
     if !k.fanouts.is_empty() {
-        let mut sp = tx.begin().await.map_err(B::error)?;
-        match backend.fan_out(&mut sp, &messages(&k.fanouts)).await {
-            Ok(fanouts) => {
-                sp.commit().await.map_err(B::error)?;
-                any_ok = true;
-                for ((_, reply), deliveries) in k.fanouts.into_iter().zip(fanouts) {
+        match own_tx(backend, conn, Part::FanOuts(&messages(&k.fanouts))).await {
+            Ok(Ok(Wrote::FanOuts(fanouts))) => {
+                let fanned = std::mem::take(&mut k.fanouts);
+                for ((_, reply), deliveries) in fanned.into_iter().zip(fanouts) {
                     done.push(Done::FanOut(reply, Ok(deliveries)));
                 }
             }
-            Err(_) => {
-                sp.rollback().await.map_err(B::error)?;
-                singles.extend(k.fanouts.into_iter().map(|(m, r)| Op::FanOut(m, 0, r)));
+            Ok(_) => {
+                let fanned = std::mem::take(&mut k.fanouts);
+                singles.extend(fanned.into_iter().map(|(m, r)| Op::FanOut(m, 0, r)));
+            }
+            Err(e) => {
+                k.fail_all(&e, done);
+                singles
+                    .into_iter()
+                    .for_each(|op| done.push(Done::failed(op, &e)));
+                return Err(GroupFailed::Connection);
             }
         }
     }
-    for op in singles {
-        let mut sp = tx.begin().await.map_err(B::error)?;
-        let d = run_one(backend, &mut sp, op).await;
-        if d.ok() {
-            sp.commit().await.map_err(B::error)?;
-            any_ok = true;
-        } else {
-            sp.rollback().await.map_err(B::error)?;
+    let mut singles = singles.into_iter();
+    while let Some(op) = singles.next() {
+        match run_one(backend, conn, op).await {
+            Ok(d) => done.push(d),
+            Err((e, d)) => {
+                done.push(d);
+                singles.for_each(|op| done.push(Done::failed(op, &e)));
+                return Err(GroupFailed::Connection);
+            }
         }
-        done.push(d);
-    }
-    if any_ok {
-        tx.commit().await.map_err(B::error)?;
-    } else {
-        tx.rollback().await.map_err(B::error)?;
     }
     Ok(())
+}
+
+/// One kind of the group's writes, or one op's.
+enum Part<'a> {
+    Records(&'a [(Attempt, Delivery)]),
+    Accepts(&'a [&'a Message]),
+    FanOuts(&'a [&'a Message]),
+}
+
+/// What a [`Part`] answers.
+enum Wrote {
+    Records,
+    Accepts(Vec<Accepted>),
+    FanOuts(Vec<Vec<Delivery>>),
+}
+
+/// Runs `part` in a transaction of its own. The outer error is the
+/// connection's (it could not begin or roll back, and the group stops); the
+/// inner one is the part's own, from a statement or from the commit.
+async fn own_tx<B: GroupWrites>(
+    backend: &B,
+    conn: &mut Conn<B>,
+    part: Part<'_>,
+) -> Result<Result<Wrote>> {
+    let mut tx = conn.begin().await.map_err(B::error)?;
+    let wrote = match part {
+        Part::Records(outcomes) => backend
+            .record_attempts(&mut tx, outcomes)
+            .await
+            .map(|()| Wrote::Records),
+        Part::Accepts(msgs) => backend
+            .accept_messages(&mut tx, msgs)
+            .await
+            .map(Wrote::Accepts),
+        Part::FanOuts(msgs) => backend.fan_out(&mut tx, msgs).await.map(Wrote::FanOuts),
+    };
+    match wrote {
+        Ok(w) => Ok(tx.commit().await.map_err(B::error).map(|()| w)),
+        Err(e) => {
+            tx.rollback().await.map_err(B::error)?;
+            Ok(Err(e))
+        }
+    }
 }
 
 /// The group's writes as plain statements on `conn`: attempt outcomes first,
@@ -516,31 +588,70 @@ async fn write_all<B: GroupWrites>(
     Ok((accepted, fanouts))
 }
 
-/// Runs one op on `conn`, which the caller commits or rolls back by its result.
-async fn run_one<B: GroupWrites>(backend: &B, conn: &mut Conn<B>, op: Op) -> Done {
-    match op {
-        Op::Accept(msg, reply) => {
-            let one = backend
-                .accept_messages(conn, &[&msg])
-                .await
-                .and_then(|mut accepted| {
-                    accepted
-                        .pop()
-                        .ok_or_else(|| StoreError::Other("the message was not answered".into()))
-                });
-            Done::Accept(reply, one)
+/// Runs one op in a transaction of its own. On a connection failure the
+/// error comes back with the op answered by it.
+async fn run_one<B: GroupWrites>(
+    backend: &B,
+    conn: &mut Conn<B>,
+    op: Op,
+) -> std::result::Result<Done, (StoreError, Done)> {
+    let wrote = match &op {
+        Op::Accept(msg, _) => own_tx(backend, conn, Part::Accepts(&[msg])).await,
+        Op::FanOut(msg, _, _) => own_tx(backend, conn, Part::FanOuts(&[msg])).await,
+        Op::RecordAttempts(outcomes, _) => own_tx(backend, conn, Part::Records(outcomes)).await,
+    };
+    let wrote = match wrote {
+        Ok(w) => w,
+        Err(e) => {
+            let d = Done::failed(op, &e);
+            return Err((e, d));
         }
-        Op::FanOut(msg, _, reply) => {
-            let one = backend
-                .fan_out(conn, &[&msg])
-                .await
-                .map(|mut fanouts| fanouts.pop().unwrap_or_default());
-            Done::FanOut(reply, one)
-        }
-        Op::RecordAttempts(outcomes, reply) => {
-            Done::Unit(reply, backend.record_attempts(conn, &outcomes).await)
-        }
+    };
+    Ok(match op {
+        Op::Accept(_, reply) => Done::Accept(
+            reply,
+            wrote.and_then(|w| match w {
+                Wrote::Accepts(mut accepted) => accepted
+                    .pop()
+                    .ok_or_else(|| StoreError::Other("the message was not answered".into())),
+                _ => Err(StoreError::Other("the message was not answered".into())),
+            }),
+        ),
+        Op::FanOut(_, _, reply) => Done::FanOut(
+            reply,
+            wrote.map(|w| match w {
+                Wrote::FanOuts(mut fanouts) => fanouts.pop().unwrap_or_default(),
+                _ => Vec::new(),
+            }),
+        ),
+        Op::RecordAttempts(_, reply) => Done::Unit(reply, wrote.map(|_| ())),
+    })
+}
+
+/// Commits `sets` of attempt outcomes as one group, as the writer does with
+/// the sets waiting at one moment, and answers each set: tests can so put
+/// several writes in one transaction for certain.
+#[cfg(test)]
+pub(crate) async fn record_as_one_group<B: GroupWrites>(
+    pool: &Pool<B::Db>,
+    backend: &B,
+    sets: Vec<Outcomes>,
+) -> Vec<Result<()>> {
+    let mut answers = Vec::new();
+    let ops = sets
+        .into_iter()
+        .map(|outcomes| {
+            let (reply, answer) = oneshot::channel();
+            answers.push(answer);
+            Op::RecordAttempts(outcomes, reply)
+        })
+        .collect();
+    commit(pool, backend, &mut None, ops).await;
+    let mut results = Vec::new();
+    for answer in answers {
+        results.push(answer.await.unwrap_or_else(|_| Err(closed())));
     }
+    results
 }
 
 fn clone_err(e: &StoreError) -> StoreError {

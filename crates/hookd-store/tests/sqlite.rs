@@ -227,3 +227,146 @@ async fn unsupported_url_schemes_are_refused() {
 async fn a_url_without_a_path_is_refused() {
     assert!(SqliteStore::open("sqlite:").await.is_err());
 }
+
+/// Migration 0008 rebuilds `deliveries` and `attempts` (their foreign keys are
+/// deferred to the commit). A database made before it keeps every row, every
+/// index, and the cascades.
+#[tokio::test]
+async fn the_deferred_foreign_keys_migration_keeps_every_delivery_and_attempt() {
+    use hookd_core::ids::{new_id, IdKind};
+    use hookd_core::model::MessageStatus;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    use std::str::FromStr;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
+    // The schema as the releases before 0008 left it: the earlier migrations,
+    // run from copies of their files.
+    let earlier = dir.path().join("earlier-migrations");
+    std::fs::create_dir(&earlier).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < "0008" {
+            std::fs::copy(entry.path(), earlier.join(&name)).unwrap();
+        }
+    }
+    let options = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = SqlitePool::connect_with(options.clone()).await.unwrap();
+    sqlx::migrate::Migrator::new(earlier.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let (app, ep) = (new_id(IdKind::App), new_id(IdKind::Endpoint));
+    let (first, second) = (new_id(IdKind::Message), new_id(IdKind::Message));
+    let (pending, delivered) = (new_id(IdKind::Destination), new_id(IdKind::Destination));
+    let attempt = new_id(IdKind::Attempt);
+    let rows = [
+        "INSERT INTO applications (id, uid, name, throttle_rate, metadata, created_at, updated_at) \
+         VALUES (?1, NULL, 'app', NULL, '{}', 1000, 1000)",
+        "INSERT INTO endpoints (id, app_id, uid, url, description, disabled, throttle_rate, event_types, \
+         channels, metadata, headers, secret, old_secrets, settings, created_at, updated_at) \
+         VALUES (?2, ?1, NULL, 'https://receiver.example/hook', '', 0, NULL, NULL, NULL, '{}', '{}', \
+         'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '[]', '{}', 1000, 1000)",
+        "INSERT INTO messages (id, app_id, event_type, payload, created_at) \
+         VALUES (?3, ?1, 'user.created', '{}', 1000), (?4, ?1, 'user.created', '{}', 1000)",
+        "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, \
+         created_at, updated_at) VALUES (?5, ?1, ?3, ?2, 1, 0, 5000, 1000, 1000), \
+         (?6, ?1, ?4, ?2, 0, 1, NULL, 1000, 2000)",
+        "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
+         response_duration_ms, status, trigger_type, created_at) \
+         VALUES (?7, ?1, ?4, ?2, 'https://receiver.example/hook', 'ok', 200, 3, 0, 0, 2000)",
+    ];
+    for sql in rows {
+        sqlx::query(sql)
+            .bind(&app)
+            .bind(&ep)
+            .bind(&first)
+            .bind(&second)
+            .bind(&pending)
+            .bind(&delivered)
+            .bind(&attempt)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    let waiting = store
+        .delivery(&pending)
+        .await
+        .unwrap()
+        .expect("pending delivery");
+    assert_eq!(
+        (waiting.status, waiting.attempts, waiting.msg_id.as_str()),
+        (MessageStatus::Pending, 0, first.as_str())
+    );
+    assert_eq!(
+        waiting.next_attempt.map(|t| t.timestamp_millis()),
+        Some(5000)
+    );
+    let done = store
+        .delivery(&delivered)
+        .await
+        .unwrap()
+        .expect("delivered");
+    assert_eq!((done.status, done.attempts), (MessageStatus::Success, 1));
+    let owed = store.list_pending_deliveries(None, 10).await.unwrap();
+    assert_eq!(
+        owed.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [pending.as_str()]
+    );
+    let kept = store.attempt(&app, &second, &attempt).await.unwrap();
+    let kept = kept.expect("the attempt survives the rebuild");
+    assert_eq!(
+        (kept.response.as_deref(), kept.response_status_code),
+        (Some("ok"), 200)
+    );
+
+    let pool = SqlitePool::connect_with(options).await.unwrap();
+    for table in ["deliveries", "attempts"] {
+        let (sql,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = ?")
+            .bind(table)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            sql.matches("ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED")
+                .count(),
+            2,
+            "{sql}"
+        );
+    }
+    let indexes: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'index' \
+         AND tbl_name IN ('deliveries', 'attempts') ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes.iter().map(|(n,)| n.as_str()).collect::<Vec<_>>(),
+        [
+            "attempts_endpoint_id",
+            "attempts_msg_id",
+            "deliveries_endpoint_msg",
+            "deliveries_endpoint_unsettled",
+            "deliveries_unfinished",
+            "sqlite_autoindex_attempts_1",
+            "sqlite_autoindex_deliveries_1",
+            "sqlite_autoindex_deliveries_2",
+        ]
+    );
+    pool.close().await;
+
+    // The cascades still hold.
+    assert!(store.delete_endpoint(&app, &ep).await.unwrap());
+    assert_eq!(store.delivery(&pending).await.unwrap(), None);
+    assert_eq!(store.attempt(&app, &second, &attempt).await.unwrap(), None);
+}

@@ -52,7 +52,7 @@ fn from_row(row: &PgRow) -> Result<Attempt> {
 /// All outcomes in one transaction; a missing delivery rolls every attempt back.
 /// Inserts the attempts and updates their deliveries in the caller's
 /// transaction, a statement for all of each. A missing delivery is `NotFound`
-/// (the caller's savepoint then rolls the attempts back).
+/// (the caller's transaction then rolls the attempts back).
 pub(super) async fn record(
     conn: &mut PgConnection,
     outcomes: &[(Attempt, Delivery)],

@@ -65,7 +65,8 @@ pub(super) async fn record(
     let mut qb = QueryBuilder::new("");
     for chunk in outcomes.chunks(CHUNK) {
         qb.push(
-            "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
+            // `OR FAIL`: see `deliveries::push_inserts`.
+            "INSERT OR FAIL INTO attempts (id, app_id, msg_id, endpoint_id, url, response, response_status_code, \
              response_duration_ms, status, trigger_type, created_at) ",
         );
         qb.push_values(chunk, |mut b, (attempt, _)| {

@@ -55,10 +55,18 @@ const CHUNK: usize = 500;
 /// Appends the inserts of `ds` to `qb`: one multi-row statement per chunk,
 /// each ended by `;`, so that they run with the caller's other statements in
 /// one call to the database thread.
+///
+/// The group writer's multi-row statements on deliveries and attempts are
+/// `OR FAIL`: a broken constraint stops the statement but keeps the rows
+/// before it, where the default (`ABORT`) undoes them, which costs a statement
+/// journal (a copy of every page the statement changes). Their callers roll
+/// the whole transaction back on any failure, so nothing half-written stays.
+/// The tables' foreign keys are deferred to the commit (migration 0008) for
+/// the same reason.
 pub(super) fn push_inserts<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ds: &[&'a Delivery]) {
     for chunk in ds.chunks(CHUNK) {
         qb.push(
-            "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, updated_at) ",
+            "INSERT OR FAIL INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, updated_at) ",
         );
         qb.push_values(chunk, |mut b, d| {
             b.push_bind(&d.id)
@@ -93,7 +101,8 @@ pub(super) fn push_updates<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ds: &[&'a Deli
         .collect();
     for chunk in latest.chunks(CHUNK) {
         qb.push(
-            "UPDATE deliveries SET status = v.column2, attempts = v.column3, next_attempt = v.column4, \
+            // `OR FAIL`: see `push_inserts`.
+            "UPDATE OR FAIL deliveries SET status = v.column2, attempts = v.column3, next_attempt = v.column4, \
              updated_at = v.column5 FROM (",
         );
         qb.push_values(chunk, |mut b, d| {

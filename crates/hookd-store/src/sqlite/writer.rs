@@ -63,3 +63,120 @@ impl GroupWrites for SqliteWrites {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::SqliteStore;
+    use crate::Store;
+    use hookd_core::ids::{new_id, IdKind};
+    use hookd_core::model::{Application, Endpoint, MessageStatus, TriggerType};
+
+    /// The foreign keys of deliveries and attempts are checked at the commit
+    /// (migration 0008), so the statement that breaks one succeeds and the
+    /// group's commit fails. The group must then go again part by part, so
+    /// that only the offending write fails.
+    #[tokio::test]
+    async fn a_write_that_breaks_a_deferred_foreign_key_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let t = hookd_core::model::now();
+        let app = Application {
+            id: new_id(IdKind::App),
+            uid: None,
+            name: "app".into(),
+            throttle_rate: None,
+            metadata: Default::default(),
+            created_at: t,
+            updated_at: t,
+        };
+        store.create_app(&app).await.unwrap();
+        let ep = Endpoint {
+            id: new_id(IdKind::Endpoint),
+            app_id: app.id.clone(),
+            uid: None,
+            url: "https://receiver.example/hook".into(),
+            description: String::new(),
+            disabled: false,
+            throttle_rate: None,
+            event_types: None,
+            channels: None,
+            metadata: Default::default(),
+            headers: Default::default(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            old_secrets: Vec::new(),
+            settings: serde_json::json!({}),
+            created_at: t,
+            updated_at: t,
+        };
+        store.create_endpoint(&ep).await.unwrap();
+        let mut sets = Vec::new();
+        for _ in 0..3 {
+            let msg = Message {
+                id: new_id(IdKind::Message),
+                app_id: app.id.clone(),
+                event_id: None,
+                event_type: "user.created".into(),
+                payload: Some("{}".into()),
+                channels: None,
+                tags: None,
+                created_at: t,
+                deliver_at: None,
+            };
+            let delivery = store.create_message(&msg).await.unwrap().remove(0);
+            let attempt = Attempt {
+                id: new_id(IdKind::Attempt),
+                app_id: app.id.clone(),
+                msg_id: msg.id.clone(),
+                endpoint_id: ep.id.clone(),
+                url: ep.url.clone(),
+                response: Some("ok".into()),
+                response_status_code: 200,
+                response_duration_ms: 3,
+                status: MessageStatus::Success,
+                trigger_type: TriggerType::Scheduled,
+                created_at: t,
+            };
+            let next = Delivery {
+                status: MessageStatus::Success,
+                attempts: 1,
+                next_attempt: None,
+                ..delivery.clone()
+            };
+            sets.push(vec![(attempt, next)]);
+        }
+        // The middle attempt names a message that does not exist, while its
+        // delivery does: only the foreign key refuses it.
+        sets[1][0].0.msg_id = new_id(IdKind::Message);
+        let backend = SqliteWrites {
+            cache: store.endpoints.clone(),
+            commits: None,
+            shared_connection: false,
+        };
+        let results =
+            crate::group::record_as_one_group(&store.writer_pool, &backend, sets.clone()).await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(results[1], Err(StoreError::NotFound)),
+            "{:?}",
+            results[1]
+        );
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+        for (i, set) in sets.iter().enumerate() {
+            let (attempt, next) = &set[0];
+            let stored = store
+                .attempt(&app.id, &attempt.msg_id, &attempt.id)
+                .await
+                .unwrap();
+            let delivery = store.delivery(&next.id).await.unwrap().unwrap();
+            if i == 1 {
+                assert_eq!(stored, None, "the offending attempt is not stored");
+                assert_eq!(delivery.status, MessageStatus::Pending, "nor its outcome");
+            } else {
+                assert_eq!(stored.as_ref(), Some(attempt), "set {i}");
+                assert_eq!(&delivery, next, "set {i}");
+            }
+        }
+    }
+}
