@@ -219,7 +219,7 @@ async fn standard_envelope_wraps_payloads_as_the_seeds_describe() {
 #[tokio::test]
 async fn fifty_messages_in_a_window_arrive_as_a_few_batches_each_recorded() {
     let srv = TestServer::start().await;
-    let rx = Receiver::ok().await;
+    let rx = Receiver::start(|_| Reply::ok().body("batch taken")).await;
     let app = srv.app("batch").await;
     let ep = srv
         .endpoint(
@@ -270,11 +270,14 @@ async fn fifty_messages_in_a_window_arrive_as_a_few_batches_each_recorded() {
     let (_, attempts) = srv
         .get(&format!("/app/{app}/attempt/endpoint/{ep_id}?limit=250"))
         .await;
-    assert_eq!(
-        attempts["data"].as_array().unwrap().len(),
-        50,
-        "one attempt record per message"
-    );
+    let attempts = attempts["data"].as_array().unwrap();
+    assert_eq!(attempts.len(), 50, "one attempt record per message");
+    for a in attempts {
+        assert_eq!(
+            a["response"], "batch taken",
+            "each message's attempt keeps the batch's answer: {a}"
+        );
+    }
 }
 
 #[tokio::test]

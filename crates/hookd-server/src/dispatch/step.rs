@@ -77,8 +77,8 @@ impl Drop for Slot {
 }
 
 /// A delivery that is going out in this step.
-struct Going {
-    lease: Lease,
+struct Going<'a> {
+    lease: &'a Lease,
     delivery: Delivery,
     /// The message, with its payload present.
     msg: Arc<Message>,
@@ -151,7 +151,7 @@ impl Engine {
             family: self.config.header_family,
             timeout: self.config.request_timeout,
         };
-        let resp = match request::build(&ep, &settings, &items, now, defaults) {
+        let mut resp = match request::build(&ep, &settings, &items, now, defaults) {
             Ok(out) => {
                 let permit = self.shared_permit(&ep, out.timeout).await?;
                 let resp = self
@@ -180,7 +180,13 @@ impl Engine {
         let mut records = Vec::with_capacity(going.len());
         let mut events = Vec::new();
         let mut retries = Vec::new();
-        for g in &mut going {
+        let mut sent = Vec::with_capacity(going.len());
+        let mut msgs = Vec::with_capacity(going.len());
+        // The response body goes into every attempt of a batch: copied for
+        // all but the last, which takes it.
+        let mut body = Some(std::mem::take(&mut resp.body));
+        let count = going.len();
+        for (i, mut g) in going.into_iter().enumerate() {
             let manual = g.lease.task.manual;
             let attempt = Attempt {
                 id: new_id(IdKind::Attempt),
@@ -188,7 +194,11 @@ impl Engine {
                 msg_id: g.msg.id.clone(),
                 endpoint_id: ep.id.clone(),
                 url: ep.url.clone(),
-                response: Some(resp.body.clone()),
+                response: if i + 1 == count {
+                    body.take()
+                } else {
+                    body.clone()
+                },
                 response_status_code: i32::from(resp.status),
                 response_duration_ms: resp.duration.as_millis() as i64,
                 status: if ok {
@@ -214,21 +224,27 @@ impl Engine {
             }
             events.extend(evs.into_iter().map(|e| (e, records.len())));
             outcome = o;
-            records.push((attempt, g.delivery.clone()));
+            records.push((attempt, g.delivery));
+            sent.push(g.lease);
+            msgs.push(g.msg);
         }
         self.store.record_attempts(&records).await?;
         // Retries are queued before the leases are let go: a crash in between
         // then costs a duplicate attempt, never a lost retry.
         self.queue.push(retries).await?;
-        let sent: Vec<Lease> = going.iter().map(|g| g.lease.clone()).collect();
-        self.queue.ack(&sent).await?;
+        if sent.len() == leases.len() {
+            self.queue.ack(leases).await?;
+        } else {
+            let sent: Vec<Lease> = sent.into_iter().cloned().collect();
+            self.queue.ack(&sent).await?;
+        }
 
         let last = &records.last().expect("at least one").0;
-        self.note_health(&ep, &going[0].msg, last, ok, resp.status == 410)
+        self.note_health(&ep, &msgs[0], last, ok, resp.status == 410)
             .await?;
         for (kind, i) in events {
             self.opevents
-                .emit(self, kind, &ep, &going[i].msg, &records[i].0)
+                .emit(self, kind, &ep, &msgs[i], &records[i].0)
                 .await;
         }
         Ok(report(pace, outcome))
@@ -236,7 +252,7 @@ impl Engine {
 
     /// Loads what a lease needs, or settles it without sending (acknowledged by
     /// the caller) when there is nothing to send.
-    async fn load(&self, lease: &Lease, ep: &Endpoint) -> anyhow::Result<Option<Going>> {
+    async fn load<'a>(&self, lease: &'a Lease, ep: &Endpoint) -> anyhow::Result<Option<Going<'a>>> {
         let task = &lease.task;
         // Another copy of this very task is being sent by someone else.
         if !self.queue.claim(task).await? {
@@ -246,7 +262,7 @@ impl Engine {
         if let Some(fresh) = task.hint.as_ref().and_then(|h| h.get::<Fresh>()) {
             if !task.manual && !ep.disabled && fresh.msg.payload.is_some() {
                 return Ok(Some(Going {
-                    lease: lease.clone(),
+                    lease,
                     delivery: fresh.delivery.clone(),
                     msg: fresh.msg.clone(),
                 }));
@@ -287,7 +303,7 @@ impl Engine {
             return Ok(None);
         }
         Ok(Some(Going {
-            lease: lease.clone(),
+            lease,
             delivery,
             msg: Arc::new(msg),
         }))
