@@ -458,10 +458,7 @@ async fn commit_group<B: GroupWrites>(
                     Op::RecordAttempts(rest.by_ref().take(n).collect(), reply)
                 }));
             }
-            Err(e) => {
-                k.fail_all(&e, done);
-                return Err(GroupFailed::Connection);
-            }
+            Err(e) => return Err(connection_lost(&e, k, singles, done)),
         }
     }
     if !k.accepts.is_empty() {
@@ -476,13 +473,7 @@ async fn commit_group<B: GroupWrites>(
                 let accepts = std::mem::take(&mut k.accepts);
                 singles.extend(accepts.into_iter().map(|(m, r)| Op::Accept(m, r)));
             }
-            Err(e) => {
-                k.fail_all(&e, done);
-                singles
-                    .into_iter()
-                    .for_each(|op| done.push(Done::failed(op, &e)));
-                return Err(GroupFailed::Connection);
-            }
+            Err(e) => return Err(connection_lost(&e, k, singles, done)),
         }
     }
     if !k.fanouts.is_empty() {
@@ -497,13 +488,7 @@ async fn commit_group<B: GroupWrites>(
                 let fanned = std::mem::take(&mut k.fanouts);
                 singles.extend(fanned.into_iter().map(|(m, r)| Op::FanOut(m, 0, r)));
             }
-            Err(e) => {
-                k.fail_all(&e, done);
-                singles
-                    .into_iter()
-                    .for_each(|op| done.push(Done::failed(op, &e)));
-                return Err(GroupFailed::Connection);
-            }
+            Err(e) => return Err(connection_lost(&e, k, singles, done)),
         }
     }
     let mut singles = singles.into_iter();
@@ -512,12 +497,29 @@ async fn commit_group<B: GroupWrites>(
             Ok(d) => done.push(d),
             Err((e, d)) => {
                 done.push(d);
-                singles.for_each(|op| done.push(Done::failed(op, &e)));
-                return Err(GroupFailed::Connection);
+                return Err(connection_lost(
+                    &e,
+                    Kinds::default(),
+                    singles.collect(),
+                    done,
+                ));
             }
         }
     }
     Ok(())
+}
+
+/// Answers every op not yet answered, in `k` and in `singles`, with `e`, the
+/// connection's failure; what was committed before stays answered as it was.
+fn connection_lost(
+    e: &StoreError,
+    k: Kinds,
+    singles: Vec<Op>,
+    done: &mut Vec<Done>,
+) -> GroupFailed {
+    k.fail_all(e, done);
+    done.extend(singles.into_iter().map(|op| Done::failed(op, e)));
+    GroupFailed::Connection
 }
 
 /// One kind of the group's writes, or one op's.
