@@ -301,13 +301,17 @@ async fn endpoint_failing_longer_than_the_limit_is_disabled() {
 #[tokio::test]
 async fn a_success_resets_the_failing_clock() {
     let srv = TestServer::start_with(|s| {
-        s.engine.retry = RetryPolicy::parse_schedule("0.3,0.3,0.3,0.3")
+        s.engine.retry = RetryPolicy::parse_schedule("0.4,0.4,0.4")
             .unwrap()
             .with_jitter(0.0);
-        s.engine.disable_after = Duration::from_millis(700);
+        s.engine.disable_after = Duration::from_secs(1);
     })
     .await;
-    // Fails for ~0.6 s, succeeds once, then fails again for ~0.6 s: never 0.7 s in a row.
+    // Requests in order (n from 0): the first message fails at 0 s, the
+    // second at ~0.2 s, the first's retry succeeds at ~0.4 s, and the
+    // second's retries fail at ~0.6, 1.0 and 1.4 s (later on a busy machine).
+    // From the first failure to the last is well past `disable_after`; from
+    // the first failure after the success to the last is 0.8 s, not.
     let rx = Receiver::start(|n| {
         if n == 2 {
             Reply::ok()
@@ -323,6 +327,15 @@ async fn a_success_resets_the_failing_clock() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     srv.send(&app, "a.b", json!({})).await;
     rx.wait_for(6, WAIT).await;
+    // Every outcome recorded, the last failure's included, before looking.
+    let recorded = eventually(WAIT, || async {
+        let (_, a) = srv
+            .get(&format!("/app/{app}/attempt/endpoint/{ep_id}?limit=50"))
+            .await;
+        (a["data"].as_array().map_or(0, |d| d.len()) == 6).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "six attempts recorded");
     let (_, b) = srv.get(&format!("/app/{app}/endpoint/{ep_id}")).await;
     assert_eq!(
         b["disabled"], false,
