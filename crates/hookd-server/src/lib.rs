@@ -22,6 +22,7 @@ use hookd_queue::Queue;
 use hookd_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -235,12 +236,22 @@ pub async fn serve(
 }
 
 /// Serves `app` on `listener` until `shutdown`, letting open requests finish.
+///
+/// A trailing slash is dropped from the path before routing, so that
+/// `POST /api/v1/app/` (the form Svix's own curl examples use) reaches the
+/// same handler as `/api/v1/app`. A layer added to the `Router` runs after
+/// routing, so the normalisation wraps the router from outside.
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    use tower::Layer as _;
+    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }

@@ -472,3 +472,42 @@ async fn read_only_portal_token_can_read_but_not_write() {
         .await;
     assert_eq!(s, 201, "{b}");
 }
+
+// ---------------------------------------------------------------- routing
+
+/// Svix's own curl examples end collection paths with a slash
+/// (`POST /api/v1/app/`); they reach the same handlers as the bare paths,
+/// query strings included, and a path that names no route is still a 404
+/// in the error shape.
+#[tokio::test]
+async fn a_trailing_slash_reaches_the_same_route() {
+    let srv = TestServer::start().await;
+    let (s, created) = srv
+        .post("/app/", json!({"name": "Slash", "uid": "slash"}))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["uid"], "slash", "{created}");
+
+    let (s, got) = srv.get("/app/slash/").await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["id"], created["id"], "{got}");
+
+    let (s, list) = srv.get("/app/?limit=250").await;
+    assert_eq!(s, 200, "{list}");
+    assert!(
+        ids(&list).contains(&created["id"].as_str().unwrap().to_string()),
+        "{list}"
+    );
+
+    let (s, ep) = srv
+        .post(
+            "/app/slash/endpoint/",
+            json!({"url": "https://receiver.example/hook"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{ep}");
+
+    let (s, b) = srv.get("/no-such-thing/").await;
+    assert_eq!(s, 404, "{b}");
+    assert_eq!(b["code"], "not_found", "{b}");
+}
