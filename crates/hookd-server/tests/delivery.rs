@@ -766,6 +766,102 @@ async fn a_backlog_larger_than_the_requeue_window_is_delivered_once_after_restar
     srv.stop().await;
 }
 
+/// On start the sweep re-queues the backlog. With the embedded queue, the
+/// tasks of deliveries due now carry their delivery and message, as a
+/// fan-out's do, so the worker does not read each back; not those due later,
+/// nor messages expunged or too large to hold, and only up to the budget,
+/// which the tasks give back once they are gone.
+#[tokio::test]
+async fn the_requeue_sweep_hands_due_tasks_their_message_within_a_budget() {
+    use hookd_server::dispatch::{Engine, EngineConfig, Fresh};
+    use hookd_server::outbound::{SsrfGuard, WebhookClient};
+
+    let srv = TestServer::start().await;
+    let app = srv.app("swept").await;
+    srv.endpoint(&app, json!({"url": "https://receiver.example/hook"}))
+        .await;
+    let dir = srv.stop().await;
+    let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
+    let store = hookd_store::open(&db).await.unwrap();
+    let mut small = Vec::new();
+    for i in 0..3 {
+        let msg = message_of(&app, i);
+        assert_eq!(store.create_message(&msg).await.unwrap().len(), 1);
+        small.push(msg);
+    }
+    let later = hookd_core::model::Message {
+        deliver_at: Some(hookd_core::model::now() + chrono::Duration::hours(1)),
+        ..message_of(&app, 3)
+    };
+    let large = hookd_core::model::Message {
+        payload: Some(format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 << 10))),
+        ..message_of(&app, 4)
+    };
+    let expunged = message_of(&app, 5);
+    for msg in [&later, &large, &expunged] {
+        assert_eq!(store.create_message(msg).await.unwrap().len(), 1);
+    }
+    assert!(store
+        .expunge_message_content(&app, &expunged.id)
+        .await
+        .unwrap());
+
+    let queue = hookd_queue::open(None).await.unwrap();
+    let engine = Engine::new(
+        store.clone(),
+        queue.clone(),
+        WebhookClient::new(SsrfGuard::new(vec![]), "hookd-test"),
+        EngineConfig {
+            // Two small messages' worth (7 bytes each, plus 512 for the rest).
+            sweep_hint_bytes: 1_100,
+            ..EngineConfig::default()
+        },
+    );
+    // Pops what is due now and says which messages came with their hint.
+    let sweep_and_pop = || async {
+        assert_eq!(engine.requeue_pending().await.unwrap(), 6);
+        let leases = queue.pop(100, Duration::from_millis(200)).await.unwrap();
+        let mut due: Vec<String> = leases.iter().map(|l| l.task.msg_id.clone()).collect();
+        due.sort();
+        let mut hinted = Vec::new();
+        for lease in &leases {
+            let Some(fresh) = lease.task.hint.as_ref().and_then(|h| h.get::<Fresh>()) else {
+                continue;
+            };
+            assert!(fresh.swept());
+            assert_eq!(fresh.msg.id, lease.task.msg_id);
+            let stored = store.delivery(&lease.task.delivery_id).await.unwrap();
+            assert_eq!(Some(&fresh.delivery), stored.as_ref());
+            let (_, msg) = store
+                .delivery_with_message(&lease.task.delivery_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(*fresh.msg, msg);
+            hinted.push(fresh.msg.id.clone());
+        }
+        queue.ack(&leases).await.unwrap();
+        (due, hinted)
+    };
+
+    let mut due_now: Vec<String> = small
+        .iter()
+        .chain([&large, &expunged])
+        .map(|m| m.id.clone())
+        .collect();
+    due_now.sort();
+    let small_ids: Vec<String> = small.iter().map(|m| m.id.clone()).collect();
+    let (due, hinted) = sweep_and_pop().await;
+    assert_eq!(due, due_now, "the scheduled one is not due yet");
+    assert_eq!(hinted.len(), 2, "as many as the budget holds: {hinted:?}");
+    assert!(hinted.iter().all(|id| small_ids.contains(id)), "{hinted:?}");
+
+    // The first tasks are gone, and with them their share of the budget.
+    let (due, hinted) = sweep_and_pop().await;
+    assert_eq!(due, due_now);
+    assert_eq!(hinted.len(), 2, "the budget was given back: {hinted:?}");
+}
+
 /// A message of type `a.b` for `app`, as the API would store it.
 fn message_of(app: &str, i: usize) -> hookd_core::model::Message {
     hookd_core::model::Message {

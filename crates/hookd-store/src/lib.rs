@@ -183,6 +183,16 @@ pub trait Store: Send + Sync + 'static {
         filter: &MessageFilter,
         page: &PageReq,
     ) -> Result<Vec<Message>>;
+    /// The messages among `ids` that still have their payload and whose
+    /// payload is at most `max_payload` bytes, in no particular order; those
+    /// gone, expunged or larger are left out. The re-queue sweep reads them
+    /// to hand each task what the worker would otherwise read back one by
+    /// one; the bound keeps what it holds in memory small.
+    async fn messages_with_small_payloads(
+        &self,
+        ids: &[String],
+        max_payload: usize,
+    ) -> Result<Vec<Message>>;
     /// Drops the payload (it reads back as expunged). False if no such message.
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool>;
 

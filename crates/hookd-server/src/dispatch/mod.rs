@@ -10,6 +10,7 @@ pub mod request;
 mod step;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +63,10 @@ pub struct EngineConfig {
     /// How old a pending fan-out must be for the sweep to take it over from
     /// the fan-out stage that should be writing it.
     pub fanout_stale_after: Duration,
+    /// Most bytes of message content that the tasks of the re-queue sweep may
+    /// hold at once in their hints (see [`Engine::swept_tasks`]); tasks past
+    /// it are queued without one and read their message when they run.
+    pub sweep_hint_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +86,7 @@ impl Default for EngineConfig {
             lane_backlog_max: 2_000,
             fanout_sweep_every: Duration::from_secs(30),
             fanout_stale_after: Duration::from_secs(30),
+            sweep_hint_bytes: 32 << 20,
         }
     }
 }
@@ -103,10 +109,59 @@ pub fn task_for(d: &Delivery, manual: bool) -> Task {
 }
 
 /// What the creator of a delivery knows about it, carried by its first task so
-/// the step need not read the delivery and its message back from the store.
+/// the step need not read the delivery and its message back from the store;
+/// also what the re-queue sweep just read of a delivery due now.
 pub struct Fresh {
     pub delivery: Delivery,
     pub msg: Arc<Message>,
+    /// The share of [`EngineConfig::sweep_hint_bytes`] that a swept task's
+    /// message takes, given back when the last task holding it is gone.
+    held: Option<Arc<Held>>,
+}
+
+impl Fresh {
+    /// Whether the re-queue sweep made this hint (rather than a fan-out).
+    pub fn swept(&self) -> bool {
+        self.held.is_some()
+    }
+}
+
+/// Bytes of message content held by the hints of swept tasks.
+#[derive(Default)]
+struct HintBytes(Arc<AtomicUsize>);
+
+impl HintBytes {
+    /// Takes `bytes` of `cap`, or nothing if they do not fit.
+    fn take(&self, bytes: usize, cap: usize) -> Option<Held> {
+        let mut used = self.0.load(Ordering::Relaxed);
+        loop {
+            let next = used.checked_add(bytes).filter(|&n| n <= cap)?;
+            match self
+                .0
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Held {
+                        bytes,
+                        used: self.0.clone(),
+                    })
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+/// A share of [`HintBytes`], given back on drop.
+struct Held {
+    bytes: usize,
+    used: Arc<AtomicUsize>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// The first tasks of a just-created message's deliveries, with hints.
@@ -117,6 +172,7 @@ pub fn fresh_tasks(deliveries: &[Delivery], msg: &Arc<Message>) -> Vec<Task> {
             hint: Some(Hint::new(Fresh {
                 delivery: d.clone(),
                 msg: msg.clone(),
+                held: None,
             })),
             ..task_for(d, false)
         })
@@ -182,9 +238,16 @@ pub struct Engine {
     settling: tokio::sync::Semaphore,
     /// The re-queuing of pending deliveries still under way, if any.
     sweep: Mutex<Option<Sweep>>,
+    /// What the swept tasks' hints hold.
+    hint_bytes: HintBytes,
 }
 
 const SWEEP_PAGE: u32 = 1_000;
+/// Largest payload whose message a swept task carries (see [`Engine::swept_tasks`]).
+const SWEEP_HINT_MAX_PAYLOAD: usize = 64 << 10;
+/// What a swept message costs beyond its payload, for the hint budget: its
+/// other fields, and the deliveries and tasks that point to it.
+const HINT_OVERHEAD: usize = 512;
 /// Pending fan-outs read at once by [`Engine::fan_out_pending`].
 const FANOUT_PAGE: u32 = 500;
 /// Fan-outs of a page written side by side by [`Engine::fan_out_pending`].
@@ -224,6 +287,7 @@ impl Engine {
             health: HealthCache::default(),
             settling,
             sweep: Mutex::new(None),
+            hint_bytes: HintBytes::default(),
         }
     }
 
@@ -358,19 +422,82 @@ impl Engine {
             if let Some(last) = page.last() {
                 sweep.after = Some(last.id.clone());
             }
-            let tasks: Vec<Task> = page
+            let owed: Vec<&Delivery> = page
                 .iter()
                 .take_while(|d| d.id < sweep.high_water)
                 .filter(|d| matches!(d.status, MessageStatus::Pending | MessageStatus::Sending))
-                .map(|d| task_for(d, false))
                 .collect();
-            if tasks.len() < page.len() && page.iter().any(|d| d.id >= sweep.high_water) {
+            if owed.len() < page.len() && page.iter().any(|d| d.id >= sweep.high_water) {
                 sweep.done = true;
             }
+            let tasks = self.swept_tasks(&owed).await;
             pushed += tasks.len();
             self.queue.push(tasks).await?;
         }
         Ok(pushed)
+    }
+
+    /// The tasks of deliveries the sweep queues again. With a queue that
+    /// serves this process alone (the embedded one), the tasks of those due
+    /// now carry the delivery and its message as a fan-out's first tasks do,
+    /// the messages read for the whole page at once: a backlog then drains
+    /// without one read per task through the pool, and a pool read costs
+    /// two round trips to a database thread (the query and sqlx's ping on
+    /// release). Only small messages, and only up to
+    /// [`EngineConfig::sweep_hint_bytes`] in all, so that a backlog of large
+    /// payloads cannot fill memory; the rest read their message when they run.
+    ///
+    /// Not with a shared queue: other nodes may be sending the same deliveries
+    /// (a node re-queues every pending delivery when it starts), so what the
+    /// sweep read may be out of date by the time a task runs, and only a read
+    /// then tells. Within one process, a sweep queues each pending delivery
+    /// once and nothing else is queued for it until its task has run, but for
+    /// a resend asked for meanwhile: as with a fan-out's hint, the task then
+    /// sends once more than needed (delivery is at least once) and its record
+    /// counts from what the sweep read.
+    async fn swept_tasks(&self, owed: &[&Delivery]) -> Vec<Task> {
+        let mut tasks: Vec<Task> = owed.iter().map(|d| task_for(d, false)).collect();
+        if self.queue.shared_limits().is_some() {
+            return tasks;
+        }
+        let now = hookd_core::model::now();
+        let due: Vec<usize> = (0..tasks.len()).filter(|&i| tasks[i].due <= now).collect();
+        if due.is_empty() {
+            return tasks;
+        }
+        let mut ids: Vec<String> = due.iter().map(|&i| owed[i].msg_id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let msgs = match self
+            .store
+            .messages_with_small_payloads(&ids, SWEEP_HINT_MAX_PAYLOAD)
+            .await
+        {
+            Ok(msgs) => msgs,
+            Err(e) => {
+                // The tasks still go out; each reads its message when it runs.
+                tracing::debug!(error = ?e, "could not read the swept deliveries' messages");
+                return tasks;
+            }
+        };
+        let mut found = HashMap::with_capacity(msgs.len());
+        for msg in msgs {
+            let bytes = msg.payload.as_ref().map_or(0, String::len) + HINT_OVERHEAD;
+            let Some(held) = self.hint_bytes.take(bytes, self.config.sweep_hint_bytes) else {
+                break;
+            };
+            found.insert(msg.id.clone(), (Arc::new(msg), Arc::new(held)));
+        }
+        for i in due {
+            if let Some((msg, held)) = found.get(&owed[i].msg_id) {
+                tasks[i].hint = Some(Hint::new(Fresh {
+                    delivery: owed[i].clone(),
+                    msg: msg.clone(),
+                    held: Some(held.clone()),
+                }));
+            }
+        }
+        tasks
     }
 
     /// Feeds the rest of an unfinished sweep to the queue as it drains.

@@ -216,6 +216,24 @@ pub(super) async fn by_key(pool: &PgPool, app_id: &str, key: &str) -> Result<Opt
     row.as_ref().map(|r| from_cols(&Cols::new(r))).transpose()
 }
 
+/// See `Store::messages_with_small_payloads`.
+pub(super) async fn with_small_payloads(
+    pool: &PgPool,
+    ids: &[String],
+    max_payload: usize,
+) -> Result<Vec<Message>> {
+    let max = i64::try_from(max_payload).unwrap_or(i64::MAX);
+    let rows = sqlx::query(&select_m(
+        "id = ANY($1) AND payload IS NOT NULL AND octet_length(payload) <= $2",
+    ))
+    .bind(ids)
+    .bind(max)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(|r| from_cols(&Cols::new(r))).collect()
+}
+
 /// `filter.status` describes a delivery, which an app-wide listing has no one
 /// of, so it is not applied here.
 pub(super) async fn list(

@@ -288,6 +288,14 @@ impl Store for PgStore {
         messages::by_key(&self.pool, app_id, id_or_event_id).await
     }
 
+    async fn messages_with_small_payloads(
+        &self,
+        ids: &[String],
+        max_payload: usize,
+    ) -> Result<Vec<Message>> {
+        messages::with_small_payloads(&self.pool, ids, max_payload).await
+    }
+
     async fn list_messages(
         &self,
         app_id: &str,

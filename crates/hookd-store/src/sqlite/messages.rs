@@ -229,6 +229,32 @@ pub(super) async fn by_key(pool: &SqlitePool, app_id: &str, key: &str) -> Result
     row.as_ref().map(|r| from_cols(&Cols::new(r))).transpose()
 }
 
+/// See `Store::messages_with_small_payloads`; a few hundred ids per query.
+pub(super) async fn with_small_payloads(
+    pool: &SqlitePool,
+    ids: &[String],
+    max_payload: usize,
+) -> Result<Vec<Message>> {
+    let max = i64::try_from(max_payload).unwrap_or(i64::MAX);
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        // `octet_length` counts bytes (`length` would count characters).
+        let mut qb = QueryBuilder::new(select_m(
+            "payload IS NOT NULL AND octet_length(payload) <= ",
+        ));
+        qb.push_bind(max).push(" AND id IN (");
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(id);
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(pool).await.map_err(db)? {
+            found.push(from_cols(&Cols::new(&row))?);
+        }
+    }
+    Ok(found)
+}
+
 /// `filter.status` describes a delivery, which an app-wide listing has no one
 /// of, so it is not applied here.
 pub(super) async fn list(

@@ -273,6 +273,77 @@ pub async fn messages_page_by_id_in_either_direction(store: DynStore) {
     );
 }
 
+pub async fn messages_with_small_payloads_leave_out_large_expunged_and_missing(store: DynStore) {
+    let app = new_app(&store).await;
+    let other = new_app(&store).await;
+    // 10 bytes of JSON text, and 12 characters that are 22 bytes: the bound is
+    // in bytes.
+    let (small, _) = send(&store, &app.id, "user.created", |m| {
+        m.payload = Some(r#"{"a":"xy"}"#.to_owned())
+    })
+    .await;
+    let (wide, _) = send(&store, &app.id, "user.created", |m| {
+        m.payload = Some("{\"a\":\"ééééééé\"}".to_owned())
+    })
+    .await;
+    assert_eq!(wide.payload.as_ref().unwrap().chars().count(), 15);
+    assert_eq!(wide.payload.as_ref().unwrap().len(), 22);
+    let (foreign, _) = send(&store, &other.id, "user.created", |m| {
+        m.payload = Some("[1]".to_owned())
+    })
+    .await;
+    let (gone, _) = send(&store, &app.id, "user.created", |_| {}).await;
+    assert!(store
+        .expunge_message_content(&app.id, &gone.id)
+        .await
+        .unwrap());
+    let ids = vec![
+        small.id.clone(),
+        wide.id.clone(),
+        foreign.id.clone(),
+        gone.id.clone(),
+        hookd_core::new_id(hookd_core::IdKind::Message),
+    ];
+    let by_id = |max: usize| {
+        let store = store.clone();
+        let ids = ids.clone();
+        async move {
+            let mut got = store.messages_with_small_payloads(&ids, max).await.unwrap();
+            got.sort_by(|a, b| a.id.cmp(&b.id));
+            got
+        }
+    };
+    let mut all = vec![small.clone(), wide.clone(), foreign.clone()];
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        by_id(22).await,
+        all,
+        "every app's, none expunged or missing"
+    );
+    let mut no_wide = vec![small.clone(), foreign.clone()];
+    no_wide.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(by_id(21).await, no_wide, "22 bytes is over 21");
+    assert_eq!(by_id(3).await, vec![foreign.clone()]);
+    assert_eq!(by_id(2).await, vec![]);
+    assert!(store
+        .messages_with_small_payloads(&[], 1 << 20)
+        .await
+        .unwrap()
+        .is_empty());
+    // More ids than one statement takes.
+    let mut many: Vec<String> = (0..1_200)
+        .map(|_| hookd_core::new_id(hookd_core::IdKind::Message))
+        .collect();
+    many.push(small.id.clone());
+    assert_eq!(
+        store
+            .messages_with_small_payloads(&many, 1 << 20)
+            .await
+            .unwrap(),
+        vec![small]
+    );
+}
+
 pub async fn expunged_message_reads_back_without_payload(store: DynStore) {
     let app = new_app(&store).await;
     let other = new_app(&store).await;

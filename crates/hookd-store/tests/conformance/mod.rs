@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             messages::message_filters_select_by_channel_tag_type_and_time,
             messages::messages_page_by_id_in_either_direction,
             messages::expunged_message_reads_back_without_payload,
+            messages::messages_with_small_payloads_leave_out_large_expunged_and_missing,
             messages::scheduled_message_deliveries_are_due_at_deliver_at,
             messages::a_narrow_apps_message_is_fanned_out_as_it_is_accepted,
             messages::a_wide_apps_message_is_accepted_then_fanned_out_exactly_once,
