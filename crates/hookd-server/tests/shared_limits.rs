@@ -1,5 +1,6 @@
 //! Two delivery engines ("nodes") sharing one Redis queue hold an endpoint's
-//! `throttleRate` and concurrency cap together, not each on its own.
+//! `throttleRate` and concurrency cap together, not each on its own; and an
+//! engine on a shared queue never trusts what its re-queue sweep read.
 
 mod common;
 
@@ -101,4 +102,77 @@ async fn concurrency_cap_holds_across_two_nodes() {
         peak >= 2,
         "both nodes did work in parallel up to the cap, saw {peak}"
     );
+}
+
+/// With a shared queue another node may be sending the same deliveries, so the
+/// re-queue sweep must not hand its tasks what it read (the embedded queue
+/// does: `delivery::the_requeue_sweep_hands_due_tasks_their_message_within_a_budget`).
+/// The Redis queue keeps the hints of this process's own pushes for its pops,
+/// so a hinted sweep would show here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_onto_a_shared_queue_hands_its_tasks_no_hint() {
+    use hookd_server::dispatch::{Engine, EngineConfig, Fresh};
+    use hookd_server::outbound::{SsrfGuard, WebhookClient};
+
+    let Ok(url) = std::env::var("HOOKD_TEST_REDIS_URL") else {
+        eprintln!("skipping shared-queue sweep test: HOOKD_TEST_REDIS_URL not set");
+        return;
+    };
+    let srv = TestServer::start().await;
+    let app = srv.app("swept-shared").await;
+    srv.endpoint(&app, json!({"url": "https://receiver.example/hook"}))
+        .await;
+    let dir = srv.stop().await;
+    let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
+    let store = hookd_store::open(&db).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let msg = hookd_core::model::Message {
+            id: hookd_core::new_id(hookd_core::IdKind::Message),
+            app_id: app.clone(),
+            event_id: None,
+            event_type: "a.b".into(),
+            payload: Some(format!(r#"{{"i":{i}}}"#)),
+            channels: None,
+            tags: None,
+            created_at: hookd_core::model::now(),
+            deliver_at: None,
+        };
+        assert_eq!(store.create_message(&msg).await.unwrap().len(), 1);
+        ids.push(msg.id);
+    }
+    ids.sort();
+
+    let prefix = format!("hookd-test-sweep-{:08x}", rand::random::<u32>());
+    let queue = redis_queue(&url, &prefix, "node-a").await;
+    let engine = Engine::new(
+        store.clone(),
+        queue.clone(),
+        WebhookClient::new(SsrfGuard::new(vec![]), "hookd-test"),
+        EngineConfig::default(),
+    );
+    assert_eq!(engine.requeue_pending().await.unwrap(), 3);
+    let mut leases = Vec::new();
+    for _ in 0..20 {
+        leases.extend(queue.pop(100, Duration::from_millis(200)).await.unwrap());
+        if leases.len() >= 3 {
+            break;
+        }
+    }
+    let mut due: Vec<String> = leases.iter().map(|l| l.task.msg_id.clone()).collect();
+    due.sort();
+    assert_eq!(due, ids, "each swept delivery is queued once");
+    for lease in &leases {
+        assert!(
+            lease
+                .task
+                .hint
+                .as_ref()
+                .and_then(|h| h.get::<Fresh>())
+                .is_none(),
+            "a task on a shared queue came with what the sweep read: {}",
+            lease.task.delivery_id
+        );
+    }
+    queue.ack(&leases).await.unwrap();
 }
