@@ -72,15 +72,9 @@ mod tests {
     use hookd_core::ids::{new_id, IdKind};
     use hookd_core::model::{Application, Endpoint, MessageStatus, TriggerType};
 
-    /// The foreign keys of deliveries and attempts are checked at the commit
-    /// (migration 0008), so the statement that breaks one succeeds and the
-    /// group's commit fails. The group must then go again part by part, so
-    /// that only the offending write fails.
-    #[tokio::test]
-    async fn a_write_that_breaks_a_deferred_foreign_key_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
+    /// A fixture: an app with one endpoint, and `n` messages, each with its
+    /// delivery to the endpoint and a successful first attempt to record.
+    async fn outcomes_to_record(store: &SqliteStore, n: usize) -> (String, Vec<Outcomes>) {
         let t = hookd_core::model::now();
         let app = Application {
             id: new_id(IdKind::App),
@@ -112,7 +106,7 @@ mod tests {
         };
         store.create_endpoint(&ep).await.unwrap();
         let mut sets = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..n {
             let msg = Message {
                 id: new_id(IdKind::Message),
                 app_id: app.id.clone(),
@@ -146,6 +140,21 @@ mod tests {
             };
             sets.push(vec![(attempt, next)]);
         }
+        (app.id, sets)
+    }
+
+    type Outcomes = Vec<(Attempt, Delivery)>;
+
+    /// The foreign keys of deliveries and attempts are checked at the commit
+    /// (migration 0008), so the statement that breaks one succeeds and the
+    /// group's commit fails. The group must then go again part by part, so
+    /// that only the offending write fails.
+    #[tokio::test]
+    async fn a_write_that_breaks_a_deferred_foreign_key_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let (app, mut sets) = outcomes_to_record(&store, 3).await;
         // The middle attempt names a message that does not exist, while its
         // delivery does: only the foreign key refuses it.
         sets[1][0].0.msg_id = new_id(IdKind::Message);
@@ -166,7 +175,7 @@ mod tests {
         for (i, set) in sets.iter().enumerate() {
             let (attempt, next) = &set[0];
             let stored = store
-                .attempt(&app.id, &attempt.msg_id, &attempt.id)
+                .attempt(&app, &attempt.msg_id, &attempt.id)
                 .await
                 .unwrap();
             let delivery = store.delivery(&next.id).await.unwrap().unwrap();
@@ -176,6 +185,114 @@ mod tests {
             } else {
                 assert_eq!(stored.as_ref(), Some(attempt), "set {i}");
                 assert_eq!(&delivery, next, "set {i}");
+            }
+        }
+    }
+
+    /// The writes of SQLite's backend, but the connection gives out at the
+    /// outcomes of one attempt: the transaction they run in is ended behind
+    /// the writer's back, so that its rollback fails as it would on a
+    /// connection that died.
+    struct DiesAt {
+        inner: SqliteWrites,
+        attempt_id: String,
+    }
+
+    #[async_trait]
+    impl GroupWrites for DiesAt {
+        type Db = Sqlite;
+
+        async fn accept_messages(
+            &self,
+            conn: &mut SqliteConnection,
+            msgs: &[&Message],
+        ) -> Result<Vec<Accepted>> {
+            self.inner.accept_messages(conn, msgs).await
+        }
+
+        async fn fan_out(
+            &self,
+            conn: &mut SqliteConnection,
+            msgs: &[&Message],
+        ) -> Result<Vec<Vec<Delivery>>> {
+            self.inner.fan_out(conn, msgs).await
+        }
+
+        async fn record_attempts(
+            &self,
+            conn: &mut SqliteConnection,
+            outcomes: &[(Attempt, Delivery)],
+        ) -> Result<()> {
+            if let [(attempt, _)] = outcomes {
+                if attempt.id == self.attempt_id {
+                    sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+                    return Err(StoreError::Unavailable("the connection died".into()));
+                }
+            }
+            self.inner.record_attempts(conn, outcomes).await
+        }
+
+        fn error(e: sqlx::Error) -> StoreError {
+            error::db(e)
+        }
+    }
+
+    /// A group that fails goes again one write at a time. If the connection
+    /// then fails half-way, the writes committed before it stay answered as
+    /// stored, the one that met the failure and those after it are answered
+    /// with an error, and none of those is stored: no caller is told "stored"
+    /// for a write that is not, nor "failed" for one that is.
+    #[tokio::test]
+    async fn a_connection_lost_half_way_through_a_failed_group_answers_each_write_truly() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let (app, mut sets) = outcomes_to_record(&store, 4).await;
+        // The second breaks a deferred foreign key, so the group fails as a
+        // whole and as one kind, and goes one write at a time; the connection
+        // dies at the third.
+        sets[1][0].0.msg_id = new_id(IdKind::Message);
+        let backend = DiesAt {
+            inner: SqliteWrites {
+                cache: store.endpoints.clone(),
+                commits: None,
+                shared_connection: false,
+            },
+            attempt_id: sets[2][0].0.id.clone(),
+        };
+        let results =
+            crate::group::record_as_one_group(&store.writer_pool, &backend, sets.clone()).await;
+        assert!(
+            results[0].is_ok(),
+            "written before the failure: {:?}",
+            results[0]
+        );
+        assert!(
+            matches!(results[1], Err(StoreError::NotFound)),
+            "its own failure: {:?}",
+            results[1]
+        );
+        // Both are answered with what the connection's failure was (here the
+        // failed rollback), the last one without having run.
+        for i in [2, 3] {
+            let Err(e) = &results[i] else {
+                panic!("set {i} was answered as stored");
+            };
+            assert!(e.to_string().contains("cannot rollback"), "set {i}: {e}");
+        }
+        for (i, set) in sets.iter().enumerate() {
+            let (attempt, next) = &set[0];
+            let stored = store
+                .attempt(&app, &attempt.msg_id, &attempt.id)
+                .await
+                .unwrap();
+            let delivery = store.delivery(&next.id).await.unwrap().unwrap();
+            if i == 0 {
+                assert_eq!(stored.as_ref(), Some(attempt), "set {i}");
+                assert_eq!(&delivery, next, "set {i}");
+            } else {
+                assert_eq!(stored, None, "set {i} is not stored");
+                assert_eq!(delivery.status, MessageStatus::Pending, "set {i}");
             }
         }
     }
