@@ -862,6 +862,44 @@ async fn the_requeue_sweep_hands_due_tasks_their_message_within_a_budget() {
     assert_eq!(hinted.len(), 2, "the budget was given back: {hinted:?}");
 }
 
+/// Once an attempt's outcome is recorded and its lease let go, the request
+/// has been made and written down: the endpoint's health bookkeeping after it
+/// (its failing clock, here refused by the database) may fail without the
+/// step counting as failed, which would send the message again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_health_write_after_the_outcome_is_recorded_sends_nothing_again() {
+    use sqlx::Connection;
+
+    let srv = TestServer::start_with(|s| {
+        s.engine.retry = RetryPolicy::parse_schedule("60").unwrap();
+    })
+    .await;
+    let rx = Receiver::start(|_| Reply::status(500)).await;
+    let app = srv.app("health-write").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let db = format!("sqlite:{}", srv.dir.path().join("hookd.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER failing_clock_refused BEFORE UPDATE OF failing_since ON endpoints \
+         BEGIN SELECT RAISE(ABORT, 'injected: the failing clock cannot be written'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let msg = srv.send(&app, "a.b", json!({"n": 1})).await;
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    // A step that fails is tried again after 5 s; the only retry of the
+    // schedule is a minute away.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(rx.count(), 1, "the message was sent again");
+    let (status, attempts) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+    assert_eq!(status, 200, "{attempts}");
+    let data = attempts["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{attempts}");
+    assert_eq!(data[0]["responseStatusCode"], 500);
+}
+
 /// A message of type `a.b` for `app`, as the API would store it.
 fn message_of(app: &str, i: usize) -> hookd_core::model::Message {
     hookd_core::model::Message {

@@ -239,9 +239,16 @@ impl Engine {
             self.queue.ack(&sent).await?;
         }
 
+        // The attempt is sent, recorded and its lease let go: from here on a
+        // failure must not fail the step, which would send it again. The
+        // endpoint's health is looked at again with its next attempt.
         let last = &records.last().expect("at least one").0;
-        self.note_health(&ep, &msgs[0], last, ok, resp.status == 410)
-            .await?;
+        if let Err(e) = self
+            .note_health(&ep, &msgs[0], last, ok, resp.status == 410)
+            .await
+        {
+            tracing::warn!(endpoint.id = %ep.id, error = %e, "could not update the endpoint's health");
+        }
         for (kind, i) in events {
             self.opevents
                 .emit(self, kind, &ep, &msgs[i], &records[i].0)
