@@ -900,6 +900,75 @@ async fn a_failed_health_write_after_the_outcome_is_recorded_sends_nothing_again
     assert_eq!(data[0]["responseStatusCode"], 500);
 }
 
+/// A task that waited behind a slow request for longer than its hint is
+/// trusted reads its message when it runs: content expunged meanwhile is not
+/// sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_expunged_while_its_task_waits_in_the_lane_is_not_sent() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.endpoint_concurrency = 1;
+        s.engine.hint_trusted_for = Duration::from_millis(300);
+    })
+    .await;
+    let rx = Receiver::start(|n| {
+        if n == 0 {
+            Reply::ok().after(Duration::from_millis(800))
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let app = srv.app("expunge-waiting").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let first = srv.send(&app, "a.b", json!({"n": 1})).await;
+    rx.wait_for(1, Duration::from_secs(5)).await;
+    // The first request is being answered; the second message's task waits
+    // in the lane, with the content it was made with.
+    let second = srv.send(&app, "a.b", json!({"secret": "expunge me"})).await;
+    let (status, body) = srv
+        .call("DELETE", &format!("/app/{app}/msg/{second}/content"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let ids = distinct_ids(&rx.hits());
+    assert_eq!(ids, vec![first], "only the first message was sent");
+    assert!(
+        rx.hits()
+            .iter()
+            .all(|h| !String::from_utf8_lossy(&h.body).contains("expunge me")),
+        "expunged content was sent"
+    );
+}
+
+/// A fan-out hands a hint only to the tasks due now: a message scheduled for
+/// later would keep its content in memory for a hint too old to be used.
+#[test]
+fn only_tasks_due_now_get_the_fan_outs_hint() {
+    use hookd_server::dispatch::fresh_tasks;
+    let msg = std::sync::Arc::new(message_of("app_1", 0));
+    let now = hookd_core::model::now();
+    let delivery = |id: &str, next: chrono::DateTime<chrono::Utc>| hookd_core::model::Delivery {
+        id: id.into(),
+        app_id: "app_1".into(),
+        msg_id: msg.id.clone(),
+        endpoint_id: "ep_1".into(),
+        status: hookd_core::model::MessageStatus::Pending,
+        attempts: 0,
+        next_attempt: Some(next),
+        created_at: now,
+        updated_at: now,
+    };
+    let tasks = fresh_tasks(
+        &[
+            delivery("msgep_now", now),
+            delivery("msgep_later", now + chrono::Duration::hours(1)),
+        ],
+        &msg,
+    );
+    assert!(tasks[0].hint.is_some(), "due now: hinted");
+    assert!(tasks[1].hint.is_none(), "due in an hour: no hint");
+}
+
 /// A message of type `a.b` for `app`, as the API would store it.
 fn message_of(app: &str, i: usize) -> hookd_core::model::Message {
     hookd_core::model::Message {

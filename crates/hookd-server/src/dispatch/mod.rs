@@ -12,7 +12,7 @@ mod step;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookd_core::model::{Delivery, Message, MessageStatus};
 use hookd_core::retry::RetryPolicy;
@@ -67,6 +67,12 @@ pub struct EngineConfig {
     /// hold at once in their hints (see [`Engine::swept_tasks`]); tasks past
     /// it are queued without one and read their message when they run.
     pub sweep_hint_bytes: usize,
+    /// How long a task's hint (what its delivery and message were when the
+    /// task was made) is used instead of reading them: a task that waited
+    /// longer (in a slow endpoint's lane, or handed back to the queue) reads
+    /// them when it runs, so that a message expunged, or a delivery resent,
+    /// meanwhile is seen.
+    pub hint_trusted_for: Duration,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +93,7 @@ impl Default for EngineConfig {
             fanout_sweep_every: Duration::from_secs(30),
             fanout_stale_after: Duration::from_secs(30),
             sweep_hint_bytes: 32 << 20,
+            hint_trusted_for: Duration::from_secs(30),
         }
     }
 }
@@ -117,6 +124,8 @@ pub struct Fresh {
     /// The share of [`EngineConfig::sweep_hint_bytes`] that a swept task's
     /// message takes, given back when the last task holding it is gone.
     held: Option<Arc<Held>>,
+    /// When the hint was made.
+    made: Instant,
 }
 
 impl Fresh {
@@ -124,7 +133,17 @@ impl Fresh {
     pub fn swept(&self) -> bool {
         self.held.is_some()
     }
+
+    /// Whether the hint is recent enough to stand for the store.
+    pub fn trusted(&self, within: Duration) -> bool {
+        self.made.elapsed() < within
+    }
 }
+
+/// A fan-out gives a hint only to tasks due within this: a message scheduled
+/// for later (`deliverAt`) would otherwise keep its content in memory until
+/// then, for a hint too old to be used.
+const HINT_HORIZON: Duration = Duration::from_secs(1);
 
 /// Bytes of message content held by the hints of swept tasks.
 #[derive(Default)]
@@ -164,17 +183,28 @@ impl Drop for Held {
     }
 }
 
-/// The first tasks of a just-created message's deliveries, with hints.
+/// The first tasks of a just-created message's deliveries, with hints for
+/// those due now.
 pub fn fresh_tasks(deliveries: &[Delivery], msg: &Arc<Message>) -> Vec<Task> {
+    let made = Instant::now();
+    let horizon =
+        hookd_core::model::now() + chrono::Duration::from_std(HINT_HORIZON).unwrap_or_default();
     deliveries
         .iter()
-        .map(|d| Task {
-            hint: Some(Hint::new(Fresh {
-                delivery: d.clone(),
-                msg: msg.clone(),
-                held: None,
-            })),
-            ..task_for(d, false)
+        .map(|d| {
+            let task = task_for(d, false);
+            if task.due > horizon {
+                return task;
+            }
+            Task {
+                hint: Some(Hint::new(Fresh {
+                    delivery: d.clone(),
+                    msg: msg.clone(),
+                    held: None,
+                    made,
+                })),
+                ..task
+            }
         })
         .collect()
 }
@@ -488,12 +518,14 @@ impl Engine {
             };
             found.insert(msg.id.clone(), (Arc::new(msg), Arc::new(held)));
         }
+        let made = Instant::now();
         for i in due {
             if let Some((msg, held)) = found.get(&owed[i].msg_id) {
                 tasks[i].hint = Some(Hint::new(Fresh {
                     delivery: owed[i].clone(),
                     msg: msg.clone(),
                     held: Some(held.clone()),
+                    made,
                 }));
             }
         }

@@ -265,9 +265,14 @@ impl Engine {
         if !self.queue.claim(task).await? {
             return Ok(None);
         }
-        // A just-created delivery's first task carries what the store would say.
+        // A just-created delivery's first task carries what the store would
+        // say, unless it has waited too long for that to hold.
         if let Some(fresh) = task.hint.as_ref().and_then(|h| h.get::<Fresh>()) {
-            if !task.manual && !ep.disabled && fresh.msg.payload.is_some() {
+            if !task.manual
+                && !ep.disabled
+                && fresh.msg.payload.is_some()
+                && fresh.trusted(self.config.hint_trusted_for)
+            {
                 return Ok(Some(Going {
                     lease,
                     delivery: fresh.delivery.clone(),
