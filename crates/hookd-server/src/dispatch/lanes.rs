@@ -399,12 +399,10 @@ async fn step(
 /// Returns leases to the queue, each to be taken again after its wait.
 async fn send_back(engine: Arc<Engine>, overflow: Vec<(Lease, Duration)>) {
     let now = hookd_core::model::now();
+    let trusted_for = engine.config.hint_trusted_for;
     let tasks = overflow
         .iter()
-        .map(|(l, wait)| Task {
-            due: (now + chrono::Duration::from_std(*wait).unwrap_or_default()).max(l.task.due),
-            ..l.task.clone()
-        })
+        .map(|(l, wait)| handed_back(l, *wait, now, trusted_for))
         .collect();
     let leases: Vec<Lease> = overflow.into_iter().map(|(l, _)| l).collect();
     match engine.queue.push(tasks).await {
@@ -416,6 +414,23 @@ async fn send_back(engine: Arc<Engine>, overflow: Vec<(Lease, Duration)>) {
         Err(e) => {
             tracing::error!(error = %e, "could not hand leases back; they stay pending until restart")
         }
+    }
+}
+
+/// The task that takes `lease` back to the queue for `wait`. A hint that
+/// would come back too old to be used (`EngineConfig::hint_trusted_for`) is
+/// dropped rather than held in memory for the wait: a slow endpoint's
+/// handed-back backlog would otherwise keep every one of its messages' content.
+fn handed_back(
+    lease: &Lease,
+    wait: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+    trusted_for: Duration,
+) -> Task {
+    Task {
+        due: (now + chrono::Duration::from_std(wait).unwrap_or_default()).max(lease.task.due),
+        hint: lease.task.hint.clone().filter(|_| wait < trusted_for),
+        ..lease.task.clone()
     }
 }
 
@@ -444,5 +459,48 @@ async fn feed(engine: Arc<Engine>, tx: mpsc::Sender<Vec<Lease>>, stop: Cancellat
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookd_queue::Hint;
+
+    #[test]
+    fn a_lease_handed_back_for_longer_than_a_hint_is_trusted_leaves_the_hint_behind() {
+        let now = hookd_core::model::now();
+        let lease = Lease {
+            task: Task {
+                delivery_id: "msgep_1".into(),
+                msg_id: "msg_1".into(),
+                endpoint_id: "ep_1".into(),
+                app_id: "app_1".into(),
+                due: now,
+                manual: false,
+                hint: Some(Hint::new("the message as it was")),
+            },
+            receipt: "r1".into(),
+        };
+        let trusted_for = Duration::from_secs(30);
+        let soon = handed_back(&lease, Duration::from_secs(2), now, trusted_for);
+        assert!(soon.hint.is_some(), "back while its hint is still used");
+        assert_eq!(soon.due, now + chrono::Duration::seconds(2));
+        let late = handed_back(&lease, Duration::from_secs(60), now, trusted_for);
+        assert!(late.hint.is_none(), "the hint would be too old to use");
+        assert_eq!(late.due, now + chrono::Duration::seconds(60));
+        assert_eq!(late.delivery_id, "msgep_1");
+        let later_already = Lease {
+            task: Task {
+                due: now + chrono::Duration::seconds(90),
+                ..lease.task.clone()
+            },
+            receipt: "r2".into(),
+        };
+        assert_eq!(
+            handed_back(&later_already, Duration::from_secs(2), now, trusted_for).due,
+            now + chrono::Duration::seconds(90),
+            "never earlier than it was due"
+        );
     }
 }
