@@ -969,6 +969,60 @@ fn only_tasks_due_now_get_the_fan_outs_hint() {
     assert!(tasks[1].hint.is_none(), "due in an hour: no hint");
 }
 
+/// The embedded queue, but its first acknowledgement of a sent lease fails,
+/// as a shared queue's can when it is briefly unreachable.
+struct FirstAckFails {
+    inner: std::sync::Arc<dyn hookd_queue::Queue>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl hookd_queue::Queue for FirstAckFails {
+    async fn push(&self, tasks: Vec<hookd_queue::Task>) -> hookd_queue::Result<()> {
+        self.inner.push(tasks).await
+    }
+    async fn pop(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> hookd_queue::Result<Vec<hookd_queue::Lease>> {
+        self.inner.pop(max, wait).await
+    }
+    async fn ack(&self, leases: &[hookd_queue::Lease]) -> hookd_queue::Result<()> {
+        if !leases.is_empty() && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(hookd_queue::QueueError::Unavailable("injected".into()));
+        }
+        self.inner.ack(leases).await
+    }
+    async fn len(&self) -> hookd_queue::Result<usize> {
+        self.inner.len().await
+    }
+}
+
+/// A step that fails after its outcome is recorded (here the lease's
+/// acknowledgement) is tried again; the retry reads the delivery's state from
+/// the store, which says it was delivered, rather than trusting the task's
+/// hint, which says it is pending: nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_retried_after_its_outcome_was_recorded_sends_nothing_again() {
+    let inner = hookd_queue::open(None).await.unwrap();
+    let queue: std::sync::Arc<dyn hookd_queue::Queue> = std::sync::Arc::new(FirstAckFails {
+        inner,
+        failed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let srv = TestServer::start_with(|s| s.queue = Some(queue)).await;
+    let rx = Receiver::ok().await;
+    let app = srv.app("ack-fails").await;
+    srv.endpoint(&app, json!({"url": rx.url})).await;
+    let msg = srv.send(&app, "a.b", json!({"n": 1})).await;
+    rx.wait_for(1, Duration::from_secs(5)).await;
+    // A failed step is tried again after 5 s.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(rx.count(), 1, "the message was sent again");
+    let (_, attempts) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+    assert_eq!(attempts["data"].as_array().unwrap().len(), 1, "{attempts}");
+}
+
 /// A message of type `a.b` for `app`, as the API would store it.
 fn message_of(app: &str, i: usize) -> hookd_core::model::Message {
     hookd_core::model::Message {

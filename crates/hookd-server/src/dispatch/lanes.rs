@@ -375,10 +375,14 @@ async fn step(
         tracing::error!(error = ?e, endpoint.id = %endpoint_id, "delivery step failed; will retry");
         let due = hookd_core::model::now()
             + chrono::Duration::from_std(ERROR_BACKOFF).unwrap_or_default();
+        // Without their hints: the step may have failed after recording its
+        // outcome (a lease not acknowledged, a retry not queued), and then
+        // only the store says that the delivery has moved on.
         let tasks = group
             .iter()
             .map(|l| Task {
                 due,
+                hint: None,
                 ..l.task.clone()
             })
             .collect();
