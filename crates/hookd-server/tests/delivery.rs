@@ -870,8 +870,10 @@ async fn the_requeue_sweep_hands_due_tasks_their_message_within_a_budget() {
 async fn a_failed_health_write_after_the_outcome_is_recorded_sends_nothing_again() {
     use sqlx::Connection;
 
+    let queue = Watched::new(false).await;
     let srv = TestServer::start_with(|s| {
         s.engine.retry = RetryPolicy::parse_schedule("60").unwrap();
+        s.queue = Some(queue.clone());
     })
     .await;
     let rx = Receiver::start(|_| Reply::status(500)).await;
@@ -889,9 +891,15 @@ async fn a_failed_health_write_after_the_outcome_is_recorded_sends_nothing_again
 
     let msg = srv.send(&app, "a.b", json!({"n": 1})).await;
     rx.wait_for(1, Duration::from_secs(10)).await;
-    // A step that fails is tried again after 5 s; the only retry of the
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A step that fails is queued again for 5 s later; the only retry of the
     // schedule is a minute away.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(
+        queue.pushed_due_within(chrono::Duration::seconds(2), chrono::Duration::seconds(10)),
+        0,
+        "the step failed and was queued again"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(rx.count(), 1, "the message was sent again");
     let (status, attempts) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
     assert_eq!(status, 200, "{attempts}");
@@ -969,16 +977,45 @@ fn only_tasks_due_now_get_the_fan_outs_hint() {
     assert!(tasks[1].hint.is_none(), "due in an hour: no hint");
 }
 
-/// The embedded queue, but its first acknowledgement of a sent lease fails,
+/// The embedded queue, watched: it keeps the due time of every task pushed,
+/// and with `fail_first_ack` its first acknowledgement of a sent lease fails,
 /// as a shared queue's can when it is briefly unreachable.
-struct FirstAckFails {
+struct Watched {
     inner: std::sync::Arc<dyn hookd_queue::Queue>,
+    fail_first_ack: bool,
     failed: std::sync::atomic::AtomicBool,
+    pushed: std::sync::Mutex<Vec<chrono::DateTime<chrono::Utc>>>,
+}
+
+impl Watched {
+    async fn new(fail_first_ack: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            inner: hookd_queue::open(None).await.unwrap(),
+            fail_first_ack,
+            failed: std::sync::atomic::AtomicBool::new(false),
+            pushed: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Tasks pushed due between `from` and `to` from now.
+    fn pushed_due_within(&self, from: chrono::Duration, to: chrono::Duration) -> usize {
+        let now = hookd_core::model::now();
+        self.pushed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&due| due > now + from && due < now + to)
+            .count()
+    }
 }
 
 #[async_trait::async_trait]
-impl hookd_queue::Queue for FirstAckFails {
+impl hookd_queue::Queue for Watched {
     async fn push(&self, tasks: Vec<hookd_queue::Task>) -> hookd_queue::Result<()> {
+        self.pushed
+            .lock()
+            .unwrap()
+            .extend(tasks.iter().map(|t| t.due));
         self.inner.push(tasks).await
     }
     async fn pop(
@@ -989,7 +1026,10 @@ impl hookd_queue::Queue for FirstAckFails {
         self.inner.pop(max, wait).await
     }
     async fn ack(&self, leases: &[hookd_queue::Lease]) -> hookd_queue::Result<()> {
-        if !leases.is_empty() && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if self.fail_first_ack
+            && !leases.is_empty()
+            && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             return Err(hookd_queue::QueueError::Unavailable("injected".into()));
         }
         self.inner.ack(leases).await
@@ -1005,12 +1045,8 @@ impl hookd_queue::Queue for FirstAckFails {
 /// hint, which says it is pending: nothing is sent twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_retried_after_its_outcome_was_recorded_sends_nothing_again() {
-    let inner = hookd_queue::open(None).await.unwrap();
-    let queue: std::sync::Arc<dyn hookd_queue::Queue> = std::sync::Arc::new(FirstAckFails {
-        inner,
-        failed: std::sync::atomic::AtomicBool::new(false),
-    });
-    let srv = TestServer::start_with(|s| s.queue = Some(queue)).await;
+    let queue = Watched::new(true).await;
+    let srv = TestServer::start_with(|s| s.queue = Some(queue.clone())).await;
     let rx = Receiver::ok().await;
     let app = srv.app("ack-fails").await;
     srv.endpoint(&app, json!({"url": rx.url})).await;
