@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, Hit, Receiver, Reply, TestServer};
+use common::{eventually, message_of, Hit, Receiver, Reply, TestServer};
 use hookd_core::retry::RetryPolicy;
 use serde_json::json;
 
@@ -780,9 +780,7 @@ async fn the_requeue_sweep_hands_due_tasks_their_message_within_a_budget() {
     let app = srv.app("swept").await;
     srv.endpoint(&app, json!({"url": "https://receiver.example/hook"}))
         .await;
-    let dir = srv.stop().await;
-    let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
-    let store = hookd_store::open(&db).await.unwrap();
+    let (_dir, store) = srv.stop_and_open().await;
     let mut small = Vec::new();
     for i in 0..3 {
         let msg = message_of(&app, i);
@@ -1057,21 +1055,6 @@ async fn a_step_retried_after_its_outcome_was_recorded_sends_nothing_again() {
     assert_eq!(rx.count(), 1, "the message was sent again");
     let (_, attempts) = srv.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
     assert_eq!(attempts["data"].as_array().unwrap().len(), 1, "{attempts}");
-}
-
-/// A message of type `a.b` for `app`, as the API would store it.
-fn message_of(app: &str, i: usize) -> hookd_core::model::Message {
-    hookd_core::model::Message {
-        id: hookd_core::new_id(hookd_core::IdKind::Message),
-        app_id: app.to_owned(),
-        event_id: None,
-        event_type: "a.b".into(),
-        payload: Some(format!(r#"{{"i":{i}}}"#)),
-        channels: None,
-        tags: None,
-        created_at: hookd_core::model::now(),
-        deliver_at: None,
-    }
 }
 
 /// The distinct `webhook-id`s among `hits`, sorted.

@@ -122,22 +122,10 @@ async fn a_sweep_onto_a_shared_queue_hands_its_tasks_no_hint() {
     let app = srv.app("swept-shared").await;
     srv.endpoint(&app, json!({"url": "https://receiver.example/hook"}))
         .await;
-    let dir = srv.stop().await;
-    let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
-    let store = hookd_store::open(&db).await.unwrap();
+    let (_dir, store) = srv.stop_and_open().await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let msg = hookd_core::model::Message {
-            id: hookd_core::new_id(hookd_core::IdKind::Message),
-            app_id: app.clone(),
-            event_id: None,
-            event_type: "a.b".into(),
-            payload: Some(format!(r#"{{"i":{i}}}"#)),
-            channels: None,
-            tags: None,
-            created_at: hookd_core::model::now(),
-            deliver_at: None,
-        };
+        let msg = common::message_of(&app, i);
         assert_eq!(store.create_message(&msg).await.unwrap().len(), 1);
         ids.push(msg.id);
     }

@@ -134,6 +134,14 @@ impl TestServer {
     }
 
     /// Stops the server gracefully and hands back its directory.
+    /// Stops the server and opens its store, as a later process would.
+    pub async fn stop_and_open(self) -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = self.stop().await;
+        let db = format!("sqlite:{}", dir.path().join("hookd.db").display());
+        let store = hookd_store::open(&db).await.unwrap();
+        (dir, store)
+    }
+
     pub async fn stop(self) -> tempfile::TempDir {
         self.shutdown.cancel();
         for t in self.tasks {
@@ -412,4 +420,19 @@ pub fn assert_validation<'a>(body: &'a Value, loc: &[&str]) -> &'a Value {
     assert!(entry["type"].is_string(), "no type in {body}");
     assert_eq!(entry["loc"], serde_json::json!(loc), "{body}");
     entry
+}
+
+/// A message of type `a.b` for `app`, as the API would store it.
+pub fn message_of(app: &str, i: usize) -> hookd_core::model::Message {
+    hookd_core::model::Message {
+        id: hookd_core::new_id(hookd_core::IdKind::Message),
+        app_id: app.to_owned(),
+        event_id: None,
+        event_type: "a.b".into(),
+        payload: Some(format!(r#"{{"i":{i}}}"#)),
+        channels: None,
+        tags: None,
+        created_at: hookd_core::model::now(),
+        deliver_at: None,
+    }
 }

@@ -145,24 +145,55 @@ mod tests {
 
     type Outcomes = Vec<(Attempt, Delivery)>;
 
+    /// A store in a fresh file, and its backend's grouped writes.
+    async fn store_and_writes() -> (tempfile::TempDir, SqliteStore, SqliteWrites) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let writes = SqliteWrites {
+            cache: store.endpoints.clone(),
+            commits: None,
+            shared_connection: false,
+        };
+        (dir, store, writes)
+    }
+
+    /// Checks that set `i` of `sets` is stored (its attempt, and its
+    /// delivery's new state) exactly when `stored(i)`.
+    async fn assert_stored(
+        store: &SqliteStore,
+        app: &str,
+        sets: &[Outcomes],
+        stored: impl Fn(usize) -> bool,
+    ) {
+        for (i, set) in sets.iter().enumerate() {
+            let (attempt, next) = &set[0];
+            let found = store
+                .attempt(app, &attempt.msg_id, &attempt.id)
+                .await
+                .unwrap();
+            let delivery = store.delivery(&next.id).await.unwrap().unwrap();
+            if stored(i) {
+                assert_eq!(found.as_ref(), Some(attempt), "set {i}");
+                assert_eq!(&delivery, next, "set {i}");
+            } else {
+                assert_eq!(found, None, "set {i}'s attempt is not stored");
+                assert_eq!(delivery.status, MessageStatus::Pending, "nor its outcome");
+            }
+        }
+    }
+
     /// The foreign keys of deliveries and attempts are checked at the commit
     /// (migration 0008), so the statement that breaks one succeeds and the
     /// group's commit fails. The group must then go again part by part, so
     /// that only the offending write fails.
     #[tokio::test]
     async fn a_write_that_breaks_a_deferred_foreign_key_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
+        let (_dir, store, backend) = store_and_writes().await;
         let (app, mut sets) = outcomes_to_record(&store, 3).await;
         // The middle attempt names a message that does not exist, while its
         // delivery does: only the foreign key refuses it.
         sets[1][0].0.msg_id = new_id(IdKind::Message);
-        let backend = SqliteWrites {
-            cache: store.endpoints.clone(),
-            commits: None,
-            shared_connection: false,
-        };
         let results =
             crate::group::record_as_one_group(&store.writer_pool, &backend, sets.clone()).await;
         assert!(results[0].is_ok(), "{:?}", results[0]);
@@ -172,21 +203,7 @@ mod tests {
             results[1]
         );
         assert!(results[2].is_ok(), "{:?}", results[2]);
-        for (i, set) in sets.iter().enumerate() {
-            let (attempt, next) = &set[0];
-            let stored = store
-                .attempt(&app, &attempt.msg_id, &attempt.id)
-                .await
-                .unwrap();
-            let delivery = store.delivery(&next.id).await.unwrap().unwrap();
-            if i == 1 {
-                assert_eq!(stored, None, "the offending attempt is not stored");
-                assert_eq!(delivery.status, MessageStatus::Pending, "nor its outcome");
-            } else {
-                assert_eq!(stored.as_ref(), Some(attempt), "set {i}");
-                assert_eq!(&delivery, next, "set {i}");
-            }
-        }
+        assert_stored(&store, &app, &sets, |i| i != 1).await;
     }
 
     /// The writes of SQLite's backend, but the connection gives out at the
@@ -244,20 +261,14 @@ mod tests {
     /// for a write that is not, nor "failed" for one that is.
     #[tokio::test]
     async fn a_connection_lost_half_way_through_a_failed_group_answers_each_write_truly() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("hookd.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
+        let (_dir, store, inner) = store_and_writes().await;
         let (app, mut sets) = outcomes_to_record(&store, 4).await;
         // The second breaks a deferred foreign key, so the group fails as a
         // whole and as one kind, and goes one write at a time; the connection
         // dies at the third.
         sets[1][0].0.msg_id = new_id(IdKind::Message);
         let backend = DiesAt {
-            inner: SqliteWrites {
-                cache: store.endpoints.clone(),
-                commits: None,
-                shared_connection: false,
-            },
+            inner,
             attempt_id: sets[2][0].0.id.clone(),
         };
         let results =
@@ -280,20 +291,6 @@ mod tests {
             };
             assert!(e.to_string().contains("cannot rollback"), "set {i}: {e}");
         }
-        for (i, set) in sets.iter().enumerate() {
-            let (attempt, next) = &set[0];
-            let stored = store
-                .attempt(&app, &attempt.msg_id, &attempt.id)
-                .await
-                .unwrap();
-            let delivery = store.delivery(&next.id).await.unwrap().unwrap();
-            if i == 0 {
-                assert_eq!(stored.as_ref(), Some(attempt), "set {i}");
-                assert_eq!(&delivery, next, "set {i}");
-            } else {
-                assert_eq!(stored, None, "set {i} is not stored");
-                assert_eq!(delivery.status, MessageStatus::Pending, "set {i}");
-            }
-        }
+        assert_stored(&store, &app, &sets, |i| i == 0).await;
     }
 }
