@@ -946,10 +946,12 @@ async fn a_message_expunged_while_its_task_waits_in_the_lane_is_not_sent() {
     );
 }
 
-/// A fan-out hands a hint only to the tasks due now: a message scheduled for
-/// later would keep its content in memory for a hint too old to be used.
+/// A fan-out hands a hint only to the tasks due now, and only for messages of
+/// at most 64 KiB: a message scheduled for later would keep its content in
+/// memory for a hint too old to be used, and a large one would be held by
+/// every task waiting for a slow endpoint.
 #[test]
-fn only_tasks_due_now_get_the_fan_outs_hint() {
+fn only_small_messages_due_now_get_the_fan_outs_hint() {
     use hookd_server::dispatch::fresh_tasks;
     let msg = std::sync::Arc::new(message_of("app_1", 0));
     let now = hookd_core::model::now();
@@ -973,6 +975,14 @@ fn only_tasks_due_now_get_the_fan_outs_hint() {
     );
     assert!(tasks[0].hint.is_some(), "due now: hinted");
     assert!(tasks[1].hint.is_none(), "due in an hour: no hint");
+    // Nor a message too large to keep in memory while its tasks wait.
+    let large = std::sync::Arc::new(hookd_core::model::Message {
+        payload: Some(format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 << 10))),
+        ..message_of("app_1", 1)
+    });
+    let tasks = fresh_tasks(&[delivery("msgep_large", now)], &large);
+    assert!(tasks[0].hint.is_none(), "70 KiB: no hint");
+    assert_eq!(tasks[0].due, now);
 }
 
 /// The embedded queue, watched: it keeps the due time of every task pushed,

@@ -184,8 +184,16 @@ impl Drop for Held {
 }
 
 /// The first tasks of a just-created message's deliveries, with hints for
-/// those due now.
+/// those due now, unless the message is too large to hold
+/// ([`HINT_MAX_PAYLOAD`]).
 pub fn fresh_tasks(deliveries: &[Delivery], msg: &Arc<Message>) -> Vec<Task> {
+    if msg
+        .payload
+        .as_ref()
+        .is_some_and(|p| p.len() > HINT_MAX_PAYLOAD)
+    {
+        return deliveries.iter().map(|d| task_for(d, false)).collect();
+    }
     let made = Instant::now();
     let horizon =
         hookd_core::model::now() + chrono::Duration::from_std(HINT_HORIZON).unwrap_or_default();
@@ -273,8 +281,11 @@ pub struct Engine {
 }
 
 const SWEEP_PAGE: u32 = 1_000;
-/// Largest payload whose message a swept task carries (see [`Engine::swept_tasks`]).
-const SWEEP_HINT_MAX_PAYLOAD: usize = 64 << 10;
+/// Largest payload whose message a task's hint carries, from a fan-out or
+/// from the re-queue sweep (see [`Engine::swept_tasks`]): a hint keeps the
+/// message in memory until its task runs, and the tasks of a slow endpoint may
+/// wait by the thousand.
+const HINT_MAX_PAYLOAD: usize = 64 << 10;
 /// What a swept message costs beyond its payload, for the hint budget: its
 /// other fields, and the deliveries and tasks that point to it.
 const HINT_OVERHEAD: usize = 512;
@@ -500,7 +511,7 @@ impl Engine {
         ids.dedup();
         let msgs = match self
             .store
-            .messages_with_small_payloads(&ids, SWEEP_HINT_MAX_PAYLOAD)
+            .messages_with_small_payloads(&ids, HINT_MAX_PAYLOAD)
             .await
         {
             Ok(msgs) => msgs,
