@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::Notify;
 
-use crate::{Lease, Queue, Result, Task};
+use crate::{HintBudget, Lease, Queue, Result, Task};
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
@@ -49,10 +49,20 @@ struct State {
     seq: u64,
 }
 
-#[derive(Default)]
 pub struct EmbeddedQueue {
     state: Mutex<State>,
     notify: Notify,
+    hints: HintBudget,
+}
+
+impl Default for EmbeddedQueue {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            notify: Notify::default(),
+            hints: HintBudget::new(HintBudget::DEFAULT_CAP),
+        }
+    }
 }
 
 impl EmbeddedQueue {
@@ -142,5 +152,9 @@ impl Queue for EmbeddedQueue {
 
     async fn len(&self) -> Result<usize> {
         Ok(self.state.lock().expect("queue lock poisoned").heap.len())
+    }
+
+    fn hint_budget(&self) -> Option<&HintBudget> {
+        Some(&self.hints)
     }
 }

@@ -9,6 +9,7 @@
 pub mod embedded;
 pub mod redis;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,67 @@ impl Hint {
 
     pub fn get<T: std::any::Any>(&self) -> Option<&T> {
         self.0.downcast_ref()
+    }
+}
+
+/// A cap on the bytes that the hints of one queue's tasks may hold at once,
+/// for everyone in the process who makes hints for them. A hint keeps what it
+/// carries (a message, with its payload) in memory until its task has run, and
+/// the tasks of a slow or throttled endpoint may wait by the thousand; past the
+/// cap tasks go without a hint, and their consumer reads what it needs.
+pub struct HintBudget {
+    used: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+impl HintBudget {
+    /// The cap for a queue of this process's own (embedded, or the Redis
+    /// queue's local copies of its pushes' hints).
+    pub const DEFAULT_CAP: usize = 64 << 20;
+
+    pub fn new(cap: usize) -> Self {
+        Self {
+            used: Arc::default(),
+            cap,
+        }
+    }
+
+    /// Takes `bytes` of the budget, or nothing if they do not fit; they come
+    /// back when the share is dropped.
+    pub fn take(&self, bytes: usize) -> Option<HintShare> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used.checked_add(bytes).filter(|&n| n <= self.cap)?;
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(HintShare {
+                        bytes,
+                        used: self.used.clone(),
+                    })
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Bytes taken and not yet given back.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// A share of a [`HintBudget`], given back on drop.
+pub struct HintShare {
+    bytes: usize,
+    used: Arc<AtomicUsize>,
+}
+
+impl Drop for HintShare {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -125,6 +187,11 @@ pub trait Queue: Send + Sync + 'static {
     /// Limits that hold across every node sharing this queue, or `None` when
     /// the queue serves one process (whose own scheduler then suffices).
     fn shared_limits(&self) -> Option<&dyn SharedLimits> {
+        None
+    }
+    /// What the hints of this queue's tasks may hold in this process, or
+    /// `None` when its tasks should carry none (a queue that drops them).
+    fn hint_budget(&self) -> Option<&HintBudget> {
         None
     }
 }

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::{Lease, Queue, QueueError, Result, SharedLimits, Task};
+use crate::{HintBudget, Lease, Queue, QueueError, Result, SharedLimits, Task};
 
 mod scripts;
 use scripts::{ACK, LEN, PACE, PROMOTE, PRUNE, PUSH, REFRESH, TAKE_SLOT};
@@ -119,6 +119,8 @@ struct Inner {
     resets: AtomicU64,
     /// Hints of the tasks this process pushed (see [`LocalHints`]).
     hints: Mutex<LocalHints>,
+    /// What those hints may hold.
+    hint_budget: HintBudget,
     /// Acknowledgements waiting for the next `ACK` call (see [`flush_acks`]).
     acks: Mutex<AckBatch>,
 }
@@ -246,6 +248,7 @@ impl RedisQueue {
             cursor: Mutex::new("0-0".into()),
             resets: AtomicU64::new(0),
             hints: Mutex::default(),
+            hint_budget: HintBudget::new(HintBudget::DEFAULT_CAP),
             acks: Mutex::default(),
         });
         inner.create_group().await?;
@@ -609,6 +612,10 @@ impl Queue for RedisQueue {
 
     fn shared_limits(&self) -> Option<&dyn SharedLimits> {
         Some(self)
+    }
+
+    fn hint_budget(&self) -> Option<&HintBudget> {
+        Some(&self.inner.hint_budget)
     }
 
     async fn claim(&self, task: &Task) -> Result<bool> {

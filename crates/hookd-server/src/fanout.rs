@@ -74,7 +74,8 @@ async fn run(store: Arc<dyn Store>, queue: Arc<dyn Queue>, mut rx: mpsc::Receive
                 return;
             };
             drop(permit);
-            crate::push_tasks(&queue, crate::dispatch::fresh_tasks(&deliveries, &msg)).await;
+            let tasks = crate::dispatch::fresh_tasks(&deliveries, &msg, queue.hint_budget());
+            crate::push_tasks(&queue, tasks).await;
         });
     }
 }

@@ -116,7 +116,8 @@ impl AppState {
         deliveries: &[Delivery],
         msg: &Arc<hookd_core::model::Message>,
     ) {
-        push_tasks(&self.queue, dispatch::fresh_tasks(deliveries, msg)).await;
+        let tasks = dispatch::fresh_tasks(deliveries, msg, self.queue.hint_budget());
+        push_tasks(&self.queue, tasks).await;
     }
 }
 

@@ -947,12 +947,15 @@ async fn a_message_expunged_while_its_task_waits_in_the_lane_is_not_sent() {
 }
 
 /// A fan-out hands a hint only to the tasks due now, and only for messages of
-/// at most 64 KiB: a message scheduled for later would keep its content in
-/// memory for a hint too old to be used, and a large one would be held by
-/// every task waiting for a slow endpoint.
+/// at most 64 KiB, and only while the queue's hint budget has room: a message
+/// scheduled for later would keep its content in memory for a hint too old to
+/// be used, and every task waiting for a slow endpoint holds its message.
 #[test]
-fn only_small_messages_due_now_get_the_fan_outs_hint() {
+fn only_small_messages_due_now_get_the_fan_outs_hint_within_a_budget() {
+    use hookd_queue::HintBudget;
     use hookd_server::dispatch::fresh_tasks;
+    // Room for one small message (its payload and 512 bytes for the rest).
+    let budget = HintBudget::new(600);
     let msg = std::sync::Arc::new(message_of("app_1", 0));
     let now = hookd_core::model::now();
     let delivery = |id: &str, next: chrono::DateTime<chrono::Utc>| hookd_core::model::Delivery {
@@ -972,15 +975,33 @@ fn only_small_messages_due_now_get_the_fan_outs_hint() {
             delivery("msgep_later", now + chrono::Duration::hours(1)),
         ],
         &msg,
+        Some(&budget),
     );
     assert!(tasks[0].hint.is_some(), "due now: hinted");
     assert!(tasks[1].hint.is_none(), "due in an hour: no hint");
+    assert!(budget.used() > 512, "the message takes its share");
+    // The budget is full: the next message's tasks go without.
+    let next = std::sync::Arc::new(message_of("app_1", 2));
+    let more = fresh_tasks(&[delivery("msgep_next", now)], &next, Some(&budget));
+    assert!(more[0].hint.is_none(), "past the budget: no hint");
+    // Once the first message's tasks are gone, its share is back.
+    drop(tasks);
+    assert_eq!(budget.used(), 0);
+    let more = fresh_tasks(&[delivery("msgep_next", now)], &next, Some(&budget));
+    assert!(more[0].hint.is_some(), "the budget was given back");
+    drop(more);
+    assert!(
+        fresh_tasks(&[delivery("msgep_none", now)], &next, None)[0]
+            .hint
+            .is_none(),
+        "a queue without a budget gets no hints"
+    );
     // Nor a message too large to keep in memory while its tasks wait.
     let large = std::sync::Arc::new(hookd_core::model::Message {
         payload: Some(format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 << 10))),
         ..message_of("app_1", 1)
     });
-    let tasks = fresh_tasks(&[delivery("msgep_large", now)], &large);
+    let tasks = fresh_tasks(&[delivery("msgep_large", now)], &large, Some(&budget));
     assert!(tasks[0].hint.is_none(), "70 KiB: no hint");
     assert_eq!(tasks[0].due, now);
 }
@@ -1044,6 +1065,9 @@ impl hookd_queue::Queue for Watched {
     }
     async fn len(&self) -> hookd_queue::Result<usize> {
         self.inner.len().await
+    }
+    fn hint_budget(&self) -> Option<&hookd_queue::HintBudget> {
+        self.inner.hint_budget()
     }
 }
 

@@ -10,14 +10,13 @@ pub mod request;
 mod step;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookd_core::model::{Delivery, Message, MessageStatus};
 use hookd_core::retry::RetryPolicy;
 use hookd_core::{id_bound_after, IdKind};
-use hookd_queue::{Hint, Queue, Task};
+use hookd_queue::{Hint, HintBudget, HintShare, Queue, Task};
 use hookd_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -121,9 +120,12 @@ pub fn task_for(d: &Delivery, manual: bool) -> Task {
 pub struct Fresh {
     pub delivery: Delivery,
     pub msg: Arc<Message>,
-    /// The share of [`EngineConfig::sweep_hint_bytes`] that a swept task's
-    /// message takes, given back when the last task holding it is gone.
-    held: Option<Arc<Held>>,
+    /// The share of a hint budget that the message takes (the queue's for a
+    /// fan-out, [`EngineConfig::sweep_hint_bytes`] for the sweep), given back
+    /// when the last task holding it is gone.
+    _share: Arc<HintShare>,
+    /// Made by the re-queue sweep (rather than by a fan-out).
+    swept: bool,
     /// When the hint was made.
     made: Instant,
 }
@@ -131,7 +133,7 @@ pub struct Fresh {
 impl Fresh {
     /// Whether the re-queue sweep made this hint (rather than a fan-out).
     pub fn swept(&self) -> bool {
-        self.held.is_some()
+        self.swept
     }
 
     /// Whether the hint is recent enough to stand for the store.
@@ -145,55 +147,26 @@ impl Fresh {
 /// then, for a hint too old to be used.
 const HINT_HORIZON: Duration = Duration::from_secs(1);
 
-/// Bytes of message content held by the hints of swept tasks.
-#[derive(Default)]
-struct HintBytes(Arc<AtomicUsize>);
-
-impl HintBytes {
-    /// Takes `bytes` of `cap`, or nothing if they do not fit.
-    fn take(&self, bytes: usize, cap: usize) -> Option<Held> {
-        let mut used = self.0.load(Ordering::Relaxed);
-        loop {
-            let next = used.checked_add(bytes).filter(|&n| n <= cap)?;
-            match self
-                .0
-                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    return Some(Held {
-                        bytes,
-                        used: self.0.clone(),
-                    })
-                }
-                Err(now) => used = now,
-            }
-        }
-    }
-}
-
-/// A share of [`HintBytes`], given back on drop.
-struct Held {
-    bytes: usize,
-    used: Arc<AtomicUsize>,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
-}
-
 /// The first tasks of a just-created message's deliveries, with hints for
 /// those due now, unless the message is too large to hold
-/// ([`HINT_MAX_PAYLOAD`]).
-pub fn fresh_tasks(deliveries: &[Delivery], msg: &Arc<Message>) -> Vec<Task> {
-    if msg
-        .payload
-        .as_ref()
-        .is_some_and(|p| p.len() > HINT_MAX_PAYLOAD)
-    {
-        return deliveries.iter().map(|d| task_for(d, false)).collect();
+/// ([`HINT_MAX_PAYLOAD`]) or `budget` (the queue's) has no room for it.
+pub fn fresh_tasks(
+    deliveries: &[Delivery],
+    msg: &Arc<Message>,
+    budget: Option<&HintBudget>,
+) -> Vec<Task> {
+    let unhinted = || deliveries.iter().map(|d| task_for(d, false)).collect();
+    let Some(budget) = budget else {
+        return unhinted();
+    };
+    let bytes = msg.payload.as_ref().map_or(0, String::len);
+    if bytes > HINT_MAX_PAYLOAD {
+        return unhinted();
     }
+    let Some(share) = budget.take(bytes + HINT_OVERHEAD) else {
+        return unhinted();
+    };
+    let share = Arc::new(share);
     let made = Instant::now();
     let horizon =
         hookd_core::model::now() + chrono::Duration::from_std(HINT_HORIZON).unwrap_or_default();
@@ -208,7 +181,8 @@ pub fn fresh_tasks(deliveries: &[Delivery], msg: &Arc<Message>) -> Vec<Task> {
                 hint: Some(Hint::new(Fresh {
                     delivery: d.clone(),
                     msg: msg.clone(),
-                    held: None,
+                    _share: share.clone(),
+                    swept: false,
                     made,
                 })),
                 ..task
@@ -276,8 +250,8 @@ pub struct Engine {
     settling: tokio::sync::Semaphore,
     /// The re-queuing of pending deliveries still under way, if any.
     sweep: Mutex<Option<Sweep>>,
-    /// What the swept tasks' hints hold.
-    hint_bytes: HintBytes,
+    /// What the swept tasks' hints hold ([`EngineConfig::sweep_hint_bytes`]).
+    sweep_hints: HintBudget,
 }
 
 const SWEEP_PAGE: u32 = 1_000;
@@ -286,7 +260,7 @@ const SWEEP_PAGE: u32 = 1_000;
 /// message in memory until its task runs, and the tasks of a slow endpoint may
 /// wait by the thousand.
 const HINT_MAX_PAYLOAD: usize = 64 << 10;
-/// What a swept message costs beyond its payload, for the hint budget: its
+/// What a hinted message costs beyond its payload, for the hint budgets: its
 /// other fields, and the deliveries and tasks that point to it.
 const HINT_OVERHEAD: usize = 512;
 /// Pending fan-outs read at once by [`Engine::fan_out_pending`].
@@ -319,6 +293,7 @@ impl Engine {
             app_uid: config.operational_app_uid.clone(),
         };
         let settling = tokio::sync::Semaphore::new(config.max_in_flight * 4);
+        let sweep_hints = HintBudget::new(config.sweep_hint_bytes);
         Self {
             store,
             queue,
@@ -328,7 +303,7 @@ impl Engine {
             health: HealthCache::default(),
             settling,
             sweep: Mutex::new(None),
-            hint_bytes: HintBytes::default(),
+            sweep_hints,
         }
     }
 
@@ -393,7 +368,8 @@ impl Engine {
                 fanned += 1;
                 if push && !deliveries.is_empty() {
                     let msg = Arc::new(msg.clone());
-                    self.queue.push(fresh_tasks(&deliveries, &msg)).await?;
+                    let tasks = fresh_tasks(&deliveries, &msg, self.queue.hint_budget());
+                    self.queue.push(tasks).await?;
                 }
             }
             // The ones that failed stay pending for the next sweep or start.
@@ -524,7 +500,7 @@ impl Engine {
         let mut found = HashMap::with_capacity(msgs.len());
         for msg in msgs {
             let bytes = msg.payload.as_ref().map_or(0, String::len) + HINT_OVERHEAD;
-            let Some(held) = self.hint_bytes.take(bytes, self.config.sweep_hint_bytes) else {
+            let Some(held) = self.sweep_hints.take(bytes) else {
                 break;
             };
             found.insert(msg.id.clone(), (Arc::new(msg), Arc::new(held)));
@@ -535,7 +511,8 @@ impl Engine {
                 tasks[i].hint = Some(Hint::new(Fresh {
                     delivery: owed[i].clone(),
                     msg: msg.clone(),
-                    held: Some(held.clone()),
+                    _share: held.clone(),
+                    swept: true,
                     made,
                 }));
             }
