@@ -49,3 +49,60 @@ fn a_quick_bench_delivers_everything_once_and_reports_the_machine() {
         assert!(s["server_peak_rss_mib"].as_f64().unwrap() > 0.0, "{s}");
     }
 }
+
+/// `--repeat` runs the scenarios pass after pass and sums each one up: its
+/// runs, and the median and range of its figures.
+#[test]
+fn a_repeated_bench_reports_every_run_and_each_scenarios_spread() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args([
+            "bench",
+            "--quick",
+            "--scenarios",
+            "s1",
+            "--repeat",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("running hookd bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "hookd bench failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("bench --json prints JSON");
+    let runs = report["scenarios"].as_array().expect("a list of runs");
+    let passes: Vec<u64> = runs.iter().map(|r| r["pass"].as_u64().unwrap()).collect();
+    assert_eq!(passes, [1, 2], "{report}");
+    let summary = report["summary"].as_array().expect("a summary");
+    assert_eq!(summary.len(), 1, "{report}");
+    let s1 = &summary[0];
+    assert_eq!(s1["scenario"], "S1");
+    assert_eq!(s1["runs"], 2);
+    let rates: Vec<f64> = runs
+        .iter()
+        .map(|r| r["deliveries_per_s"].as_f64().unwrap())
+        .collect();
+    let spread = &s1["deliveries_per_s"];
+    let (lo, hi) = (rates[0].min(rates[1]), rates[0].max(rates[1]));
+    assert_eq!(spread["min"].as_f64().unwrap(), lo, "{s1}");
+    assert_eq!(spread["max"].as_f64().unwrap(), hi, "{s1}");
+    assert!(
+        (spread["median"].as_f64().unwrap() - (lo + hi) / 2.0).abs() < 1e-9,
+        "{s1}"
+    );
+    assert_eq!(s1["duplicates"], 0);
+    assert_eq!(s1["missing"], 0);
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["bench", "--repeat", "0"])
+        .output()
+        .expect("running hookd bench");
+    assert!(!bad.status.success(), "--repeat 0 is refused");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--repeat"),
+        "the error names the option"
+    );
+}

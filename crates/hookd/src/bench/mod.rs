@@ -31,6 +31,12 @@ pub struct BenchArgs {
     /// Queue for the server under test (default: embedded).
     #[arg(long)]
     pub queue_url: Option<String>,
+    /// Run the scenarios this many times over (each pass runs every scenario
+    /// once, so that drift of the machine touches all alike), then print each
+    /// scenario's median and range. A small machine's figures vary between
+    /// runs by more than most changes move them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -58,17 +64,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let t0 = Instant::now();
     let mut all = Vec::new();
-    for name in &wanted {
-        settle().await;
-        let figures = scenarios::run(name, &backends, scale, t0).await?;
-        if !args.json {
-            figures.print();
+    for pass in 1..=args.repeat {
+        if args.repeat > 1 && !args.json {
+            println!("pass {pass} of {}\n", args.repeat);
         }
-        all.push(figures);
+        for name in &wanted {
+            settle().await;
+            let mut figures = scenarios::run(name, &backends, scale, t0).await?;
+            figures.pass = pass;
+            if !args.json {
+                figures.print();
+            }
+            all.push(figures);
+        }
     }
+    let summary = report::Summary::of_runs(&all);
     if args.json {
-        let out = serde_json::json!({ "machine": machine, "scenarios": all });
+        let out = serde_json::json!({ "machine": machine, "scenarios": all, "summary": summary });
         println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if args.repeat > 1 {
+        println!("across {} passes (median, and range):", args.repeat);
+        for s in &summary {
+            s.print();
+        }
     }
     Ok(())
 }

@@ -305,6 +305,7 @@ impl Run {
             server_cpu_s: procstat::cpu_seconds(pid).map(|c| c - self.cpu_at_start),
             server_peak_rss_mib: procstat::peak_rss_mib(pid),
             notes: vec![],
+            pass: 1,
         };
         self.server.stop();
         figures
