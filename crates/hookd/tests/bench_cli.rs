@@ -8,10 +8,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
-fn a_quick_bench_delivers_everything_once_and_reports_the_machine() {
+/// Runs `hookd bench <args> --json`, which must succeed, and parses its report.
+fn bench_json(args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args(["bench", "--quick", "--scenarios", "s1,s5", "--json"])
+        .arg("bench")
+        .args(args)
+        .arg("--json")
         .output()
         .expect("running hookd bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -21,6 +23,12 @@ fn a_quick_bench_delivers_everything_once_and_reports_the_machine() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_str(&stdout).expect("bench --json prints JSON");
+    report
+}
+
+#[test]
+fn a_quick_bench_delivers_everything_once_and_reports_the_machine() {
+    let report = bench_json(&["--quick", "--scenarios", "s1,s5"]);
 
     let machine = &report["machine"];
     assert!(machine["cores"].as_u64().unwrap() >= 1, "{machine}");
@@ -54,25 +62,7 @@ fn a_quick_bench_delivers_everything_once_and_reports_the_machine() {
 /// runs, and the median and range of its figures.
 #[test]
 fn a_repeated_bench_reports_every_run_and_each_scenarios_spread() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args([
-            "bench",
-            "--quick",
-            "--scenarios",
-            "s1",
-            "--repeat",
-            "2",
-            "--json",
-        ])
-        .output()
-        .expect("running hookd bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "hookd bench failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(&stdout).expect("bench --json prints JSON");
+    let report = bench_json(&["--quick", "--scenarios", "s1", "--repeat", "2"]);
     let runs = report["scenarios"].as_array().expect("a list of runs");
     let passes: Vec<u64> = runs.iter().map(|r| r["pass"].as_u64().unwrap()).collect();
     assert_eq!(passes, [1, 2], "{report}");
