@@ -32,7 +32,9 @@ const IN_FLIGHT: usize = 16_384;
 const TRIES: u32 = 5;
 
 /// An accepted message and how many endpoints its app had when it was.
-type Job = (Arc<Message>, usize);
+/// A message, its app's endpoint count, and the store's content epoch read
+/// before the message was stored.
+type Job = (Arc<Message>, usize, u64);
 
 /// Handle to the stage; cloning it is cheap.
 #[derive(Clone)]
@@ -53,8 +55,9 @@ impl FanOuts {
     /// Waits only while the stage already holds [`BACKLOG`] messages, which
     /// slows producers down to the rate at which fan-outs are written. If the
     /// stage has stopped, the message stays pending in the store for the sweep.
-    pub async fn submit(&self, msg: Arc<Message>, endpoints: usize) {
-        if self.tx.send((msg, endpoints)).await.is_err() {
+    /// `epoch`: the store's content epoch read before the message was stored.
+    pub async fn submit(&self, msg: Arc<Message>, endpoints: usize, epoch: u64) {
+        if self.tx.send((msg, endpoints, epoch)).await.is_err() {
             tracing::warn!("the fan-out stage has stopped; the message waits for the sweep");
         }
     }
@@ -62,7 +65,7 @@ impl FanOuts {
 
 async fn run(store: Arc<dyn Store>, queue: Arc<dyn Queue>, mut rx: mpsc::Receiver<Job>) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some((msg, endpoints)) = rx.recv().await {
+    while let Some((msg, endpoints, epoch)) = rx.recv().await {
         // A message wider than the whole bound waits for all of it.
         let weight = u32::try_from(endpoints.clamp(1, IN_FLIGHT)).unwrap_or(u32::MAX);
         let Ok(permit) = permits.clone().acquire_many_owned(weight).await else {
@@ -74,7 +77,7 @@ async fn run(store: Arc<dyn Store>, queue: Arc<dyn Queue>, mut rx: mpsc::Receive
                 return;
             };
             drop(permit);
-            let tasks = crate::dispatch::fresh_tasks(&deliveries, &msg, queue.hint_budget());
+            let tasks = crate::dispatch::fresh_tasks(&deliveries, &msg, queue.hint_budget(), epoch);
             crate::push_tasks(&queue, tasks).await;
         });
     }

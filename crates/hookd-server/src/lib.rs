@@ -110,13 +110,15 @@ impl AppState {
     }
 
     /// [`AppState::enqueue`] for the deliveries of a message just created,
-    /// handing the worker what it would otherwise read back.
+    /// handing the worker what it would otherwise read back. `epoch` is the
+    /// store's content epoch read before the message was stored.
     pub async fn enqueue_fresh(
         &self,
         deliveries: &[Delivery],
         msg: &Arc<hookd_core::model::Message>,
+        epoch: u64,
     ) {
-        let tasks = dispatch::fresh_tasks(deliveries, msg, self.queue.hint_budget());
+        let tasks = dispatch::fresh_tasks(deliveries, msg, self.queue.hint_budget(), epoch);
         push_tasks(&self.queue, tasks).await;
     }
 }

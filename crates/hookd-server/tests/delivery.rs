@@ -946,6 +946,58 @@ async fn a_message_expunged_while_its_task_waits_in_the_lane_is_not_sent() {
     );
 }
 
+/// The same within the hint's trust window: an expunge since the message was
+/// stored leaves its hint untrusted, so the task reads the store, finds no
+/// content and sends nothing. Both paths: a narrow app's message (fanned out
+/// with the message) and a wide app's (through the fan-out stage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_expunged_while_a_hinted_task_waits_is_not_sent() {
+    for width in [1, 20] {
+        let srv = TestServer::start_with(|s| s.engine.endpoint_concurrency = 1).await;
+        let rx = Receiver::start(move |n| {
+            if n < width {
+                Reply::ok().after(Duration::from_millis(800))
+            } else {
+                Reply::ok()
+            }
+        })
+        .await;
+        let app = srv.app(&format!("expunge-hinted-{width}")).await;
+        for i in 0..width {
+            srv.endpoint(&app, json!({"url": format!("{}/{i}", rx.url)}))
+                .await;
+        }
+        let first = srv.send(&app, "a.b", json!({"n": 1})).await;
+        rx.wait_for(width, Duration::from_secs(5)).await;
+        // Every endpoint is answering the first message; the second one's
+        // tasks wait in the lanes with the content they were made with, well
+        // within the 30 s that a hint is trusted for.
+        let second = srv.send(&app, "a.b", json!({"secret": "expunge me"})).await;
+        let (status, body) = srv
+            .call("DELETE", &format!("/app/{app}/msg/{second}/content"), None)
+            .await;
+        assert_eq!(status, 204, "{body}");
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        let ids = distinct_ids(&rx.hits());
+        assert_eq!(
+            ids,
+            vec![first.clone()],
+            "{width} endpoints: only the first message was sent"
+        );
+        assert!(
+            rx.hits()
+                .iter()
+                .all(|h| !String::from_utf8_lossy(&h.body).contains("expunge me")),
+            "{width} endpoints: expunged content was sent"
+        );
+        assert_eq!(
+            rx.hits().len(),
+            width,
+            "{width} endpoints: one request each"
+        );
+    }
+}
+
 /// A fan-out hands a hint only to the tasks due now, and only for messages of
 /// at most 64 KiB, and only while the queue's hint budget has room: a message
 /// scheduled for later would keep its content in memory for a hint too old to
@@ -976,22 +1028,23 @@ fn only_small_messages_due_now_get_the_fan_outs_hint_within_a_budget() {
         ],
         &msg,
         Some(&budget),
+        0,
     );
     assert!(tasks[0].hint.is_some(), "due now: hinted");
     assert!(tasks[1].hint.is_none(), "due in an hour: no hint");
     assert!(budget.used() > 512, "the message takes its share");
     // The budget is full: the next message's tasks go without.
     let next = std::sync::Arc::new(message_of("app_1", 2));
-    let more = fresh_tasks(&[delivery("msgep_next", now)], &next, Some(&budget));
+    let more = fresh_tasks(&[delivery("msgep_next", now)], &next, Some(&budget), 0);
     assert!(more[0].hint.is_none(), "past the budget: no hint");
     // Once the first message's tasks are gone, its share is back.
     drop(tasks);
     assert_eq!(budget.used(), 0);
-    let more = fresh_tasks(&[delivery("msgep_next", now)], &next, Some(&budget));
+    let more = fresh_tasks(&[delivery("msgep_next", now)], &next, Some(&budget), 0);
     assert!(more[0].hint.is_some(), "the budget was given back");
     drop(more);
     assert!(
-        fresh_tasks(&[delivery("msgep_none", now)], &next, None)[0]
+        fresh_tasks(&[delivery("msgep_none", now)], &next, None, 0)[0]
             .hint
             .is_none(),
         "a queue without a budget gets no hints"
@@ -1001,7 +1054,7 @@ fn only_small_messages_due_now_get_the_fan_outs_hint_within_a_budget() {
         payload: Some(format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 << 10))),
         ..message_of("app_1", 1)
     });
-    let tasks = fresh_tasks(&[delivery("msgep_large", now)], &large, Some(&budget));
+    let tasks = fresh_tasks(&[delivery("msgep_large", now)], &large, Some(&budget), 0);
     assert!(tasks[0].hint.is_none(), "70 KiB: no hint");
     assert_eq!(tasks[0].due, now);
 }

@@ -88,3 +88,22 @@ pub enum Accepted {
     /// endpoints, about as many deliveries as the fan-out will write.
     Pending { endpoints: usize },
 }
+
+/// How many content expunges a store has carried out in this process,
+/// advanced after each one's statement has run (whether or not it found the
+/// message). Whoever holds a copy of a message's payload reads the count
+/// before the payload was stored or read, and may send the copy later only
+/// while the count is unchanged: any expunge that could have removed that
+/// payload advances it in between. Another node's expunges are not counted.
+#[derive(Debug, Default)]
+pub struct ContentEpoch(std::sync::atomic::AtomicU64);
+
+impl ContentEpoch {
+    pub fn current(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn advance(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}

@@ -128,6 +128,9 @@ pub struct Fresh {
     swept: bool,
     /// When the hint was made.
     made: Instant,
+    /// The store's [`hookd_store::Store::content_epoch`] before the message's
+    /// payload was stored (a fan-out) or read (the sweep).
+    epoch: u64,
 }
 
 impl Fresh {
@@ -136,9 +139,11 @@ impl Fresh {
         self.swept
     }
 
-    /// Whether the hint is recent enough to stand for the store.
-    pub fn trusted(&self, within: Duration) -> bool {
-        self.made.elapsed() < within
+    /// Whether the hint may stand for the store: made less than `within` ago,
+    /// and no content expunged since its payload was stored or read (`epoch`
+    /// is the store's count now).
+    pub fn trusted(&self, within: Duration, epoch: u64) -> bool {
+        self.epoch == epoch && self.made.elapsed() < within
     }
 }
 
@@ -150,10 +155,13 @@ const HINT_HORIZON: Duration = Duration::from_secs(1);
 /// The first tasks of a just-created message's deliveries, with hints for
 /// those due now, unless the message is too large to hold
 /// ([`HINT_MAX_PAYLOAD`]) or `budget` (the queue's) has no room for it.
+/// `epoch` is the store's content epoch read before the message was stored
+/// (or read back): an expunge since then leaves the hints untrusted.
 pub fn fresh_tasks(
     deliveries: &[Delivery],
     msg: &Arc<Message>,
     budget: Option<&HintBudget>,
+    epoch: u64,
 ) -> Vec<Task> {
     let unhinted = || deliveries.iter().map(|d| task_for(d, false)).collect();
     let Some(budget) = budget else {
@@ -184,6 +192,7 @@ pub fn fresh_tasks(
                     _share: share.clone(),
                     swept: false,
                     made,
+                    epoch,
                 })),
                 ..task
             }
@@ -339,6 +348,7 @@ impl Engine {
     ) -> anyhow::Result<usize> {
         let (mut after, mut fanned) = (None::<String>, 0);
         loop {
+            let epoch = self.store.content_epoch();
             let page = self
                 .store
                 .list_pending_fanouts(before, after.as_deref(), FANOUT_PAGE)
@@ -368,7 +378,7 @@ impl Engine {
                 fanned += 1;
                 if push && !deliveries.is_empty() {
                     let msg = Arc::new(msg.clone());
-                    let tasks = fresh_tasks(&deliveries, &msg, self.queue.hint_budget());
+                    let tasks = fresh_tasks(&deliveries, &msg, self.queue.hint_budget(), epoch);
                     self.queue.push(tasks).await?;
                 }
             }
@@ -485,6 +495,7 @@ impl Engine {
         let mut ids: Vec<String> = due.iter().map(|&i| owed[i].msg_id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
+        let epoch = self.store.content_epoch();
         let msgs = match self
             .store
             .messages_with_small_payloads(&ids, HINT_MAX_PAYLOAD)
@@ -514,6 +525,7 @@ impl Engine {
                     _share: held.clone(),
                     swept: true,
                     made,
+                    epoch,
                 }));
             }
         }

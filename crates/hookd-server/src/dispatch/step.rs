@@ -266,12 +266,13 @@ impl Engine {
             return Ok(None);
         }
         // A just-created delivery's first task carries what the store would
-        // say, unless it has waited too long for that to hold.
+        // say, unless it has waited too long for that to hold or content has
+        // been expunged since (this message's, perhaps).
         if let Some(fresh) = task.hint.as_ref().and_then(|h| h.get::<Fresh>()) {
             if !task.manual
                 && !ep.disabled
                 && fresh.msg.payload.is_some()
-                && fresh.trusted(self.config.hint_trusted_for)
+                && fresh.trusted(self.config.hint_trusted_for, self.store.content_epoch())
             {
                 return Ok(Some(Going {
                     lease,

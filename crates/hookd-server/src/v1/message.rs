@@ -191,6 +191,8 @@ async fn create_message(
             .map(hookd_core::model::truncate_ms)
             .filter(|t| *t > now),
     };
+    // Read before the message is stored: an expunge of it can only come after.
+    let epoch = state.store.content_epoch();
     let fanned = state
         .store
         .accept_message(&msg)
@@ -205,8 +207,10 @@ async fn create_message(
     // from the fan-out stage; a narrow app's were written with the message.
     let msg = Arc::new(msg);
     match fanned {
-        Accepted::FannedOut(deliveries) => state.enqueue_fresh(&deliveries, &msg).await,
-        Accepted::Pending { endpoints } => state.fanouts.submit(msg.clone(), endpoints).await,
+        Accepted::FannedOut(deliveries) => state.enqueue_fresh(&deliveries, &msg, epoch).await,
+        Accepted::Pending { endpoints } => {
+            state.fanouts.submit(msg.clone(), endpoints, epoch).await
+        }
     }
     let msg = Arc::unwrap_or_clone(msg);
     Ok((

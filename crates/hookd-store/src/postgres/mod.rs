@@ -59,6 +59,7 @@ pub struct PgStore {
     /// For the delivery step's lookups; fan-out reads the table itself, under
     /// the app's lock.
     endpoints: Recent<Endpoint>,
+    content_epoch: crate::ContentEpoch,
 }
 
 impl PgStore {
@@ -94,6 +95,7 @@ impl PgStore {
             writer,
             apps: recent::apps(Some(CACHE_AGE)),
             endpoints: recent::endpoints(Some(CACHE_AGE)),
+            content_epoch: Default::default(),
         })
     }
 
@@ -306,7 +308,13 @@ impl Store for PgStore {
     }
 
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool> {
-        messages::expunge(&self.pool, app_id, msg_id).await
+        let done = messages::expunge(&self.pool, app_id, msg_id).await;
+        self.content_epoch.advance();
+        done
+    }
+
+    fn content_epoch(&self) -> u64 {
+        self.content_epoch.current()
     }
 
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {

@@ -59,6 +59,7 @@ pub struct SqliteStore {
     apps: crate::recent::Recent<Application>,
     /// Copies the WAL back into the file after commits (file databases only).
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    content_epoch: crate::ContentEpoch,
 }
 
 impl SqliteStore {
@@ -153,6 +154,7 @@ impl SqliteStore {
             endpoints,
             apps: crate::recent::apps(None),
             checkpointer,
+            content_epoch: Default::default(),
         })
     }
 
@@ -369,7 +371,13 @@ impl Store for SqliteStore {
     }
 
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool> {
-        messages::expunge(&self.pool, app_id, msg_id).await
+        let done = messages::expunge(&self.pool, app_id, msg_id).await;
+        self.content_epoch.advance();
+        done
+    }
+
+    fn content_epoch(&self) -> u64 {
+        self.content_epoch.current()
     }
 
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {

@@ -364,10 +364,15 @@ pub async fn expunged_message_reads_back_without_payload(store: DynStore) {
         Some(msg.clone())
     );
 
+    let epoch = store.content_epoch();
     assert!(store
         .expunge_message_content(&app.id, &msg.id)
         .await
         .unwrap());
+    assert!(
+        store.content_epoch() > epoch,
+        "an expunge advances the content epoch, which copies of payloads are checked by"
+    );
     let expunged = Message {
         payload: None,
         ..msg.clone()
