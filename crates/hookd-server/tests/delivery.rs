@@ -930,19 +930,35 @@ async fn a_message_expunged_while_its_task_waits_in_the_lane_is_not_sent() {
     rx.wait_for(1, Duration::from_secs(5)).await;
     // The first request is being answered; the second message's task waits
     // in the lane, with the content it was made with.
-    let second = srv.send(&app, "a.b", json!({"secret": "expunge me"})).await;
+    send_expunge_and_see_only(&srv, &rx, &app, &first, "1 endpoint").await;
+}
+
+/// Sends a second message to `app`, expunges its content at once, and checks
+/// that two seconds later `rx` has seen only `first` and no expunged content.
+async fn send_expunge_and_see_only(
+    srv: &TestServer,
+    rx: &Receiver,
+    app: &str,
+    first: &str,
+    case: &str,
+) {
+    let second = srv.send(app, "a.b", json!({"secret": "expunge me"})).await;
     let (status, body) = srv
         .call("DELETE", &format!("/app/{app}/msg/{second}/content"), None)
         .await;
     assert_eq!(status, 204, "{body}");
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     let ids = distinct_ids(&rx.hits());
-    assert_eq!(ids, vec![first], "only the first message was sent");
+    assert_eq!(
+        ids,
+        vec![first.to_string()],
+        "{case}: only the first message was sent"
+    );
     assert!(
         rx.hits()
             .iter()
             .all(|h| !String::from_utf8_lossy(&h.body).contains("expunge me")),
-        "expunged content was sent"
+        "{case}: expunged content was sent"
     );
 }
 
@@ -972,24 +988,8 @@ async fn content_expunged_while_a_hinted_task_waits_is_not_sent() {
         // Every endpoint is answering the first message; the second one's
         // tasks wait in the lanes with the content they were made with, well
         // within the 30 s that a hint is trusted for.
-        let second = srv.send(&app, "a.b", json!({"secret": "expunge me"})).await;
-        let (status, body) = srv
-            .call("DELETE", &format!("/app/{app}/msg/{second}/content"), None)
-            .await;
-        assert_eq!(status, 204, "{body}");
-        tokio::time::sleep(Duration::from_millis(2_000)).await;
-        let ids = distinct_ids(&rx.hits());
-        assert_eq!(
-            ids,
-            vec![first.clone()],
-            "{width} endpoints: only the first message was sent"
-        );
-        assert!(
-            rx.hits()
-                .iter()
-                .all(|h| !String::from_utf8_lossy(&h.body).contains("expunge me")),
-            "{width} endpoints: expunged content was sent"
-        );
+        let case = format!("{width} endpoints");
+        send_expunge_and_see_only(&srv, &rx, &app, &first, &case).await;
         assert_eq!(
             rx.hits().len(),
             width,
