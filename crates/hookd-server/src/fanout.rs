@@ -31,7 +31,6 @@ const IN_FLIGHT: usize = 16_384;
 /// Tries of one fan-out before it is left to the sweep.
 const TRIES: u32 = 5;
 
-/// An accepted message and how many endpoints its app had when it was.
 /// A message, its app's endpoint count, and the store's content epoch read
 /// before the message was stored.
 type Job = (Arc<Message>, usize, u64);
