@@ -30,8 +30,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Accepted, Result, StoreError};
 
-/// Most writes folded into one transaction.
+/// Most writes folded into one transaction while new messages arrive: each
+/// of them waits for at most one such group ahead of its own commit.
 const MAX_GROUP: usize = 1024;
+/// The same bound once no new message has arrived for [`QUIET`]. Attempt
+/// outcomes then come only from the workers, and each transaction's fixed
+/// cost (the commit's flush, the index pages written again) is shared by more
+/// of them: S2's delivery phase ran 5% faster with 2048–16384 than with 1024
+/// (docs/PERFORMANCE.md, twelfth machine), and `POST /msg` p99 twice as long
+/// when that bound also held while messages arrived.
+const MAX_GROUP_QUIET: usize = 4096;
 /// Most deliveries, as expected by the fan-outs' callers, that one group's
 /// fan-outs write (a single wider fan-out goes alone). It trades S2's two
 /// figures against each other on a 2-core box: 128 kept `POST /msg` p99 at
@@ -47,6 +55,7 @@ const FANOUT_ROWS_QUIET: usize = 2048;
 /// How long without a new message before the writer takes the larger bound.
 const QUIET: Duration = Duration::from_millis(20);
 const _: () = assert!(FANOUT_ROWS_QUIET > FANOUT_ROWS);
+const _: () = assert!(MAX_GROUP_QUIET > MAX_GROUP);
 
 /// The connection type of a backend's database.
 pub(crate) type Conn<B> = <<B as GroupWrites>::Db as Database>::Connection;
@@ -209,7 +218,8 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
                 None => return,
             }
         }
-        while accepts.len() + rest.len() < MAX_GROUP {
+        let max_group = bounds(last_accept, Instant::now()).writes;
+        while accepts.len() + rest.len() < max_group {
             match rx.try_recv() {
                 Ok(op) => sort_op(op, &mut accepts, &mut rest, &mut fanouts),
                 Err(_) => break,
@@ -226,7 +236,10 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
             last_accept = Some(now);
         }
         commit(&pool, &backend, &mut held, accepts).await;
-        rest.extend(take_within(&mut fanouts, fanout_rows(last_accept, now)));
+        rest.extend(take_within(
+            &mut fanouts,
+            bounds(last_accept, now).fanout_rows,
+        ));
         commit(&pool, &backend, &mut held, rest).await;
         if !backend.keeps_connection() {
             held = None;
@@ -234,12 +247,27 @@ async fn run<B: GroupWrites>(pool: Pool<B::Db>, backend: B, mut rx: mpsc::Unboun
     }
 }
 
-/// The bound on one group's fan-out rows when the last new message arrived
-/// at `last_accept` (if ever).
-fn fanout_rows(last_accept: Option<Instant>, now: Instant) -> usize {
+/// How large one group may be.
+#[derive(Debug, PartialEq, Eq)]
+struct Bounds {
+    /// Writes taken from the channel.
+    writes: usize,
+    /// Deliveries its fan-outs write.
+    fanout_rows: usize,
+}
+
+/// The bounds on a group when the last new message arrived at `last_accept`
+/// (if ever): the small ones while producers may be waiting behind it.
+fn bounds(last_accept: Option<Instant>, now: Instant) -> Bounds {
     match last_accept {
-        Some(at) if now.duration_since(at) < QUIET => FANOUT_ROWS,
-        _ => FANOUT_ROWS_QUIET,
+        Some(at) if now.duration_since(at) < QUIET => Bounds {
+            writes: MAX_GROUP,
+            fanout_rows: FANOUT_ROWS,
+        },
+        _ => Bounds {
+            writes: MAX_GROUP_QUIET,
+            fanout_rows: FANOUT_ROWS_QUIET,
+        },
     }
 }
 
@@ -693,13 +721,21 @@ mod tests {
     }
 
     #[test]
-    fn fan_outs_get_the_larger_bound_only_once_new_messages_stop() {
+    fn groups_get_the_larger_bounds_only_once_new_messages_stop() {
         let now = Instant::now();
-        assert_eq!(fanout_rows(None, now), FANOUT_ROWS_QUIET, "none ever");
-        assert_eq!(fanout_rows(Some(now), now), FANOUT_ROWS, "one just now");
+        let small = Bounds {
+            writes: MAX_GROUP,
+            fanout_rows: FANOUT_ROWS,
+        };
+        let large = Bounds {
+            writes: MAX_GROUP_QUIET,
+            fanout_rows: FANOUT_ROWS_QUIET,
+        };
+        assert_eq!(bounds(None, now), large, "none ever");
+        assert_eq!(bounds(Some(now), now), small, "one just now");
         let recent = now - QUIET / 2;
-        assert_eq!(fanout_rows(Some(recent), now), FANOUT_ROWS);
+        assert_eq!(bounds(Some(recent), now), small);
         let old = now - QUIET;
-        assert_eq!(fanout_rows(Some(old), now), FANOUT_ROWS_QUIET);
+        assert_eq!(bounds(Some(old), now), large);
     }
 }
