@@ -1,6 +1,7 @@
 //! Fan-out at message creation, the same on every backend: a message becomes
 //! one pending delivery per endpoint of its app that it matches.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use hookd_core::filter::endpoint_matches;
@@ -12,14 +13,15 @@ use crate::Accepted;
 /// The deliveries of each message, in order: one per endpoint of its app
 /// (`endpoints_of(app_id)`) that [`endpoint_matches`] selects, pending and due
 /// at the message's first due time.
-pub(crate) fn deliveries<'e>(
+pub(crate) fn deliveries<'e, E: Borrow<Endpoint> + 'e>(
     msgs: &[&Message],
-    endpoints_of: impl Fn(&str) -> &'e [Endpoint],
+    endpoints_of: impl Fn(&str) -> &'e [E],
 ) -> Vec<Vec<Delivery>> {
     msgs.iter()
         .map(|msg| {
             endpoints_of(&msg.app_id)
                 .iter()
+                .map(Borrow::borrow)
                 .filter(|ep| endpoint_matches(ep, &msg.event_type, msg.channels.as_deref()))
                 .map(|ep| Delivery {
                     id: new_id(IdKind::Destination),

@@ -99,12 +99,13 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::endpoint_by_key`] for the delivery step, which may answer from
     /// memory: a backend shared by several nodes may then miss another node's
     /// change (a new URL or secret, a disabled endpoint) for at most a second.
+    /// Shared, not copied: the step runs once per request sent.
     async fn endpoint_by_key_cached(
         &self,
         app_id: &str,
         id_or_uid: &str,
-    ) -> Result<Option<Endpoint>> {
-        self.endpoint_by_key(app_id, id_or_uid).await
+    ) -> Result<Option<Arc<Endpoint>>> {
+        Ok(self.endpoint_by_key(app_id, id_or_uid).await?.map(Arc::new))
     }
     async fn list_endpoints(&self, app_id: &str, page: &PageReq) -> Result<Vec<Endpoint>>;
     /// Replaces the stored endpoint. Re-enabling a disabled endpoint stops its failing clock.

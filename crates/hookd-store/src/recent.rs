@@ -105,7 +105,9 @@ pub(crate) fn apps(max_age: Option<Duration>) -> Recent<hookd_core::model::Appli
 }
 
 /// Endpoints, under `{app id}/{endpoint id}` and `{app id}/{uid}`.
-pub(crate) fn endpoints(max_age: Option<Duration>) -> Recent<hookd_core::model::Endpoint> {
+pub(crate) fn endpoints(
+    max_age: Option<Duration>,
+) -> Recent<std::sync::Arc<hookd_core::model::Endpoint>> {
     Recent::new(max_age, |e| {
         let mut keys = vec![endpoint_key(&e.app_id, &e.id)];
         keys.extend(e.uid.as_deref().map(|uid| endpoint_key(&e.app_id, uid)));

@@ -20,6 +20,7 @@ mod tokens;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,7 +59,7 @@ pub struct PgStore {
     apps: Recent<Application>,
     /// For the delivery step's lookups; fan-out reads the table itself, under
     /// the app's lock.
-    endpoints: Recent<Endpoint>,
+    endpoints: Recent<Arc<Endpoint>>,
     content_epoch: crate::ContentEpoch,
 }
 
@@ -207,12 +208,13 @@ impl Store for PgStore {
         &self,
         app_id: &str,
         id_or_uid: &str,
-    ) -> Result<Option<Endpoint>> {
+    ) -> Result<Option<Arc<Endpoint>>> {
         self.endpoints
-            .get_or_load(
-                &recent::endpoint_key(app_id, id_or_uid),
-                endpoints::by_key(&self.pool, app_id, id_or_uid),
-            )
+            .get_or_load(&recent::endpoint_key(app_id, id_or_uid), async {
+                Ok(endpoints::by_key(&self.pool, app_id, id_or_uid)
+                    .await?
+                    .map(Arc::new))
+            })
             .await
     }
 

@@ -27,7 +27,48 @@ pub(super) struct EndpointCache {
 #[derive(Default)]
 struct Inner {
     generation: u64,
-    apps: HashMap<String, Arc<Vec<Endpoint>>>,
+    apps: HashMap<String, Arc<AppEndpoints>>,
+}
+
+/// One application's endpoints, shared by the fan-outs and delivery steps
+/// that read them: a step finds its endpoint by key and takes a reference to
+/// it, copying nothing.
+pub(super) struct AppEndpoints {
+    /// All of them (disabled ones included), in id order.
+    pub(super) list: Vec<Arc<Endpoint>>,
+    /// Positions in `list` by id, and by uid for those that have one.
+    by_id: HashMap<String, usize>,
+    by_uid: HashMap<String, usize>,
+}
+
+impl AppEndpoints {
+    fn new(list: Vec<Endpoint>) -> Self {
+        let by_id = list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.clone(), i))
+            .collect();
+        let by_uid = list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((e.uid.clone()?, i)))
+            .collect();
+        Self {
+            list: list.into_iter().map(Arc::new).collect(),
+            by_id,
+            by_uid,
+        }
+    }
+
+    /// The endpoint with this id or uid.
+    fn find(&self, key: &str) -> Option<Arc<Endpoint>> {
+        let index = if IdKind::Endpoint.is_id(key) {
+            &self.by_id
+        } else {
+            &self.by_uid
+        };
+        index.get(key).map(|&i| self.list[i].clone())
+    }
 }
 
 impl EndpointCache {
@@ -48,7 +89,7 @@ impl EndpointCache {
     }
 
     /// The app's endpoints if they are in the cache (see [`Self::endpoints_of`]).
-    pub(super) fn cached(&self, app_id: &str) -> Option<Arc<Vec<Endpoint>>> {
+    pub(super) fn cached(&self, app_id: &str) -> Option<Arc<AppEndpoints>> {
         self.lock().apps.get(app_id).cloned()
     }
 
@@ -57,7 +98,7 @@ impl EndpointCache {
         &self,
         conn: &mut SqliteConnection,
         app_id: &str,
-    ) -> Result<Arc<Vec<Endpoint>>> {
+    ) -> Result<Arc<AppEndpoints>> {
         let generation = {
             let inner = self.lock();
             if let Some(list) = inner.apps.get(app_id) {
@@ -70,11 +111,11 @@ impl EndpointCache {
             .fetch_all(&mut *conn)
             .await
             .map_err(db)?;
-        let list = Arc::new(
+        let list = Arc::new(AppEndpoints::new(
             rows.iter()
                 .map(|r| endpoints::from_cols(&Cols::new(r)))
                 .collect::<Result<Vec<_>>>()?,
-        );
+        ));
         let mut inner = self.lock();
         if inner.generation == generation {
             if inner.apps.len() >= MAX_APPS {
@@ -92,7 +133,7 @@ impl EndpointCache {
         pool: &SqlitePool,
         app_id: &str,
         key: &str,
-    ) -> Result<Option<Endpoint>> {
+    ) -> Result<Option<Arc<Endpoint>>> {
         let hit = self.lock().apps.get(app_id).cloned();
         let list = match hit {
             Some(list) => list,
@@ -101,20 +142,6 @@ impl EndpointCache {
                 self.endpoints_of(&mut conn, app_id).await?
             }
         };
-        Ok(find_endpoint(&list, key))
+        Ok(list.find(key))
     }
-}
-
-/// The endpoint with this id or uid in `list`.
-fn find_endpoint(list: &[Endpoint], key: &str) -> Option<Endpoint> {
-    let by_id = IdKind::Endpoint.is_id(key);
-    list.iter()
-        .find(|e| {
-            if by_id {
-                e.id == key
-            } else {
-                e.uid.as_deref() == Some(key)
-            }
-        })
-        .cloned()
 }

@@ -92,11 +92,13 @@ pub(super) async fn accept_many(
     let inline = |m: &Message| {
         lists
             .get(m.app_id.as_str())
-            .is_none_or(|l| l.len() <= INLINE_FANOUT)
+            .is_none_or(|l| l.list.len() <= INLINE_FANOUT)
     };
     let (now, later): (Vec<&Message>, Vec<&Message>) =
         msgs.iter().copied().partition(|m| inline(m));
-    let fanouts = fanout::deliveries(&now, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
+    let fanouts = fanout::deliveries(&now, |app| {
+        lists.get(app).map_or(&[], |l| l.list.as_slice())
+    });
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     deliveries::push_inserts(&mut qb, &all);
     for chunk in later.chunks(CHUNK) {
@@ -111,7 +113,7 @@ pub(super) async fn accept_many(
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
     Ok(fanout::accepted(msgs, &now, fanouts, |m| {
-        lists.get(m.app_id.as_str()).map_or(0, |l| l.len())
+        lists.get(m.app_id.as_str()).map_or(0, |l| l.list.len())
     }))
 }
 
@@ -154,7 +156,9 @@ pub(super) async fn fan_out(
             lists.insert(msg.app_id.as_str(), list);
         }
     }
-    let fanouts = fanout::deliveries(&mine, |app| lists.get(app).map_or(&[], |l| l.as_slice()));
+    let fanouts = fanout::deliveries(&mine, |app| {
+        lists.get(app).map_or(&[], |l| l.list.as_slice())
+    });
     let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
     if !all.is_empty() {
         let mut qb = QueryBuilder::new("");

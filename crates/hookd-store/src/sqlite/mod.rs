@@ -276,6 +276,15 @@ impl Store for SqliteStore {
     }
 
     async fn endpoint_by_key(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        let found = self.endpoints.by_key(&self.pool, app_id, id_or_uid).await?;
+        Ok(found.map(Arc::unwrap_or_clone))
+    }
+
+    async fn endpoint_by_key_cached(
+        &self,
+        app_id: &str,
+        id_or_uid: &str,
+    ) -> Result<Option<Arc<Endpoint>>> {
         self.endpoints.by_key(&self.pool, app_id, id_or_uid).await
     }
 

@@ -427,7 +427,8 @@ async fn looked_up(
     let fresh = store.endpoint_by_key(app_id, key).await.unwrap();
     let cached = store.endpoint_by_key_cached(app_id, key).await.unwrap();
     assert_eq!(
-        fresh, cached,
+        fresh.as_ref(),
+        cached.as_deref(),
         "endpoint_by_key and endpoint_by_key_cached disagree on {key}"
     );
     fresh
