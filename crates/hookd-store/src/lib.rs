@@ -197,9 +197,10 @@ pub trait Store: Send + Sync + 'static {
     /// Drops the payload (it reads back as expunged). False if no such message.
     /// Advances [`Store::content_epoch`] once the statement has run.
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool>;
-    /// The count of content expunges this process has made through this store
-    /// (see [`ContentEpoch`]): a copy of a payload taken while it read `n` may
-    /// be sent only while it still reads `n`.
+    /// The count of content expunges made through this store, and on a
+    /// database shared by several nodes through theirs too (see
+    /// [`ContentEpoch`]): a copy of a payload taken while it read `n` may be
+    /// sent only while it still reads `n`.
     fn content_epoch(&self) -> u64;
 
     // --- deliveries ---------------------------------------------------------

@@ -89,12 +89,13 @@ pub enum Accepted {
     Pending { endpoints: usize },
 }
 
-/// How many content expunges a store has carried out in this process,
+/// How many content expunges a store has carried out,
 /// advanced after each one's statement has run (whether or not it found the
 /// message). Whoever holds a copy of a message's payload reads the count
 /// before the payload was stored or read, and may send the copy later only
 /// while the count is unchanged: any expunge that could have removed that
-/// payload advances it in between. Another node's expunges are not counted.
+/// payload advances it in between. The PostgreSQL store also advances it for
+/// each expunge another node reports (its `expunges` module).
 #[derive(Debug, Default)]
 pub struct ContentEpoch(std::sync::atomic::AtomicU64);
 

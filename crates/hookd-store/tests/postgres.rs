@@ -534,3 +534,94 @@ async fn another_nodes_app_changes_show_within_a_second() {
         changed.elapsed()
     );
 }
+
+/// Polls `cond` every 20 ms for up to 5 s; false if it never held.
+async fn within_5s(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+/// A delivery task may hold a copy of its message's payload while the
+/// content epoch is unchanged. An expunge made through another node on the
+/// same database must change this node's epoch too, within moments (not
+/// only when the copy's 30 s age limit runs out), and one made in another
+/// schema (another deployment) must not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_nodes_expunge_changes_this_nodes_content_epoch() {
+    let Some((a, schema)) = fresh().await else {
+        return;
+    };
+    let b: DynStore = Arc::new(
+        hookd_store::postgres::PgStore::connect(&schema.url, false)
+            .await
+            .expect("second node"),
+    );
+    let (elsewhere, _other_schema) = fresh().await.expect("a second schema");
+    let app = new_app(&a).await;
+    let (msg, _) = send(&a, &app.id, "user.created", |_| {}).await;
+
+    let before = b.content_epoch();
+    assert_eq!(b.content_epoch(), before, "steady while nothing happens");
+    let unrelated = elsewhere.content_epoch();
+
+    assert!(a.expunge_message_content(&app.id, &msg.id).await.unwrap());
+    assert!(
+        within_5s(|| b.content_epoch() != before).await,
+        "node B's epoch never changed after node A's expunge"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        elsewhere.content_epoch(),
+        unrelated,
+        "an expunge in another schema changed this one's epoch"
+    );
+}
+
+/// Notifications sent while the listening connection is down are lost, so
+/// losing it changes the epoch (copies taken before are not trusted), and the
+/// node listens again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_listening_connection_changes_the_content_epoch() {
+    let Some((store, schema)) = fresh().await else {
+        return;
+    };
+    let before = store.content_epoch();
+    assert_eq!(store.content_epoch(), before);
+    assert!(kill_store_connections(&schema).await >= 1);
+    assert!(
+        within_5s(|| store.content_epoch() != before).await,
+        "the epoch did not change when the listener lost its connection"
+    );
+    // Back to listening: the epoch holds still again, and hears expunges.
+    let mut last = store.content_epoch();
+    assert!(
+        within_5s(|| {
+            let now = store.content_epoch();
+            std::mem::replace(&mut last, now) == now
+        })
+        .await,
+        "the epoch never settled: the listener did not come back"
+    );
+    let app = new_app(&store).await;
+    let (msg, _) = send(&store, &app.id, "user.created", |_| {}).await;
+    let settled = store.content_epoch();
+    let other: DynStore = Arc::new(
+        hookd_store::postgres::PgStore::connect(&schema.url, false)
+            .await
+            .expect("second node"),
+    );
+    assert!(other
+        .expunge_message_content(&app.id, &msg.id)
+        .await
+        .unwrap());
+    assert!(
+        within_5s(|| store.content_epoch() != settled).await,
+        "after reconnecting, another node's expunge went unheard"
+    );
+}

@@ -11,6 +11,7 @@ mod deliveries;
 mod endpoints;
 mod error;
 mod event_types;
+mod expunges;
 mod idempotency;
 mod messages;
 mod query;
@@ -60,7 +61,16 @@ pub struct PgStore {
     /// For the delivery step's lookups; fan-out reads the table itself, under
     /// the app's lock.
     endpoints: Recent<Arc<Endpoint>>,
-    content_epoch: crate::ContentEpoch,
+    /// Content expunges by this node and by the others (see `expunges`).
+    expunges: Arc<expunges::Expunges>,
+    /// Counts the other nodes' expunges into `expunges`; ends with the store.
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl PgStore {
@@ -82,7 +92,7 @@ impl PgStore {
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(true)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(error::db)?;
         if migrate {
@@ -90,19 +100,23 @@ impl PgStore {
         } else {
             schema::verify(&pool).await?;
         }
+        let expunges = Arc::new(expunges::Expunges::default());
+        let listener = expunges::listen(&pool, options, expunges.clone()).await?;
         let writer = crate::group::Writer::spawn(pool.clone(), writer::PgWrites);
         Ok(Self {
             pool,
             writer,
             apps: recent::apps(Some(CACHE_AGE)),
             endpoints: recent::endpoints(Some(CACHE_AGE)),
-            content_epoch: Default::default(),
+            expunges,
+            listener,
         })
     }
 
     /// Waits for in-flight queries and closes every connection; later calls
     /// fail as unavailable.
     pub async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
     }
 }
@@ -311,12 +325,12 @@ impl Store for PgStore {
 
     async fn expunge_message_content(&self, app_id: &str, msg_id: &str) -> Result<bool> {
         let done = messages::expunge(&self.pool, app_id, msg_id).await;
-        self.content_epoch.advance();
+        self.expunges.advance();
         done
     }
 
     fn content_epoch(&self) -> u64 {
-        self.content_epoch.current()
+        self.expunges.current()
     }
 
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {
