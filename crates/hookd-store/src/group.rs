@@ -6,8 +6,9 @@
 //! that runs the writes waiting at that moment in as few transactions as it
 //! can: the new messages in one, so a 202 never waits behind other work, then
 //! every attempt outcome with fan-outs of at most `FANOUT_ROWS` deliveries in
-//! another (further fan-outs wait for the next round; once new messages have
-//! stopped coming, the bound is the larger `FANOUT_ROWS_QUIET`).
+//! another (further fan-outs wait for the next round). Once new messages have
+//! stopped coming, the bounds are the larger `FANOUT_ROWS_QUIET` and
+//! `MAX_GROUP_QUIET`.
 //!
 //! A group first goes in as a few multi-row statements in one transaction.
 //! Only if that fails (a duplicate `eventId`, a delivery that vanished, or at

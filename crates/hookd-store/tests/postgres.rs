@@ -536,8 +536,13 @@ async fn another_nodes_app_changes_show_within_a_second() {
 }
 
 /// Polls `cond` every 20 ms for up to 5 s; false if it never held.
-async fn within_5s(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
+async fn within_5s(cond: impl FnMut() -> bool) -> bool {
+    within(Duration::from_secs(5), cond).await
+}
+
+/// Polls `cond` every 20 ms for up to `limit`; false if it never held.
+async fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if cond() {
             return true;
@@ -623,5 +628,50 @@ async fn losing_the_listening_connection_changes_the_content_epoch() {
     assert!(
         within_5s(|| store.content_epoch() != settled).await,
         "after reconnecting, another node's expunge went unheard"
+    );
+}
+
+/// A listening connection that stops answering without closing (its server
+/// process stopped here, which is how a dropped NAT mapping or a vanished
+/// host looks from the client) counts as lost once the listener's probe goes
+/// unanswered, some 7 s later. Stopping the process needs the server on this
+/// host and the right to signal it; the test skips, saying so, without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_connection_that_stops_answering_counts_as_lost() {
+    let Some((store, schema)) = fresh().await else {
+        return;
+    };
+    let mut admin = schema.admin().await;
+    let pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&schema.name)
+    .fetch_one(&mut admin)
+    .await
+    .expect("the store's listening connection");
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let before = store.content_epoch();
+    if !signal("-STOP") {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping: cannot stop PostgreSQL backend {pid} from here"
+        );
+        return;
+    }
+    struct Resume<F: Fn(&str) -> bool>(F);
+    impl<F: Fn(&str) -> bool> Drop for Resume<F> {
+        fn drop(&mut self) {
+            (self.0)("-CONT");
+        }
+    }
+    let _resume = Resume(signal);
+    assert!(
+        within(Duration::from_secs(15), || store.content_epoch() != before).await,
+        "the epoch did not change though the listening connection stopped answering"
     );
 }

@@ -257,24 +257,18 @@ pub(super) async fn list(
 }
 
 /// Drops the payload and, when there was a message, tells every node in the
-/// same transaction (the notification goes out at the commit; see
+/// same statement (the notification goes out at its commit; see
 /// `super::expunges`).
 pub(super) async fn expunge(pool: &PgPool, app_id: &str, msg_id: &str) -> Result<bool> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let done = sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2")
-        .bind(app_id)
-        .bind(msg_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    let found = done.rows_affected() > 0;
-    if found {
-        sqlx::query("SELECT pg_notify($1, coalesce(current_schema(), ''))")
-            .bind(super::expunges::CHANNEL)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-    }
-    tx.commit().await.map_err(db)?;
-    Ok(found)
+    let notified = sqlx::query(
+        "WITH gone AS (UPDATE messages SET payload = NULL WHERE app_id = $1 AND id = $2 RETURNING 1) \
+         SELECT pg_notify($3, coalesce(current_schema(), '')) FROM gone",
+    )
+    .bind(app_id)
+    .bind(msg_id)
+    .bind(super::expunges::CHANNEL)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(!notified.is_empty())
 }

@@ -39,7 +39,8 @@ use crate::{
     StoredResponse, TokenRecord,
 };
 
-/// Connections per instance. Several instances share the server's
+/// Pooled connections per instance (each also keeps one that listens for
+/// expunges, see `expunges`). Several instances share the server's
 /// `max_connections` (100 by default), so this stays well below it.
 const POOL_SIZE: u32 = 16;
 /// How long a caller waits for a connection (a free one, or a new one while
@@ -101,7 +102,7 @@ impl PgStore {
             schema::verify(&pool).await?;
         }
         let expunges = Arc::new(expunges::Expunges::default());
-        let listener = expunges::listen(&pool, options, expunges.clone()).await?;
+        let listener = expunges::listen(&pool, options, ACQUIRE_TIMEOUT, expunges.clone()).await?;
         let writer = crate::group::Writer::spawn(pool.clone(), writer::PgWrites);
         Ok(Self {
             pool,
@@ -113,7 +114,8 @@ impl PgStore {
         })
     }
 
-    /// Waits for in-flight queries and closes every connection; later calls
+    /// Waits for in-flight queries and closes the pool's connections (the one
+    /// listening for expunges goes with its task, stopped here); later calls
     /// fail as unavailable.
     pub async fn close(&self) {
         self.listener.abort();

@@ -95,7 +95,7 @@ impl Headers for RequestHeaders<'_> {
     }
 }
 
-/// The one payload field the receiver reads; the rest is skipped unparsed.
+/// The one payload field the receiver reads; the rest is only scanned over.
 #[derive(serde::Deserialize)]
 struct Sent {
     sent_us: u64,
