@@ -89,6 +89,22 @@ pub(crate) trait GroupWrites: Send + Sync + 'static {
         outcomes: &[(Attempt, Delivery)],
     ) -> Result<()>;
 
+    /// Writes one group (attempt outcomes, new messages, fan-outs) in one
+    /// transaction, begun and ended here. By default a statement or a few at
+    /// a time ([`in_transaction`]); a backend may send it in fewer round trips.
+    async fn write_group(
+        &self,
+        conn: &mut Conn<Self>,
+        outcomes: &[(Attempt, Delivery)],
+        accepts: &[&Message],
+        fanouts: &[&Message],
+    ) -> Written
+    where
+        Self: Sized,
+    {
+        in_transaction(self, conn, outcomes, accepts, fanouts).await
+    }
+
     /// The backend's mapping of driver errors.
     fn error(e: sqlx::Error) -> StoreError;
 
@@ -162,23 +178,17 @@ enum Done {
 }
 
 impl Done {
-    /// Answers with the write's own result, or with `failure` if the commit failed.
-    fn answer(self, failure: Option<&StoreError>) {
-        fn pick<T>(r: Result<T>, failure: Option<&StoreError>) -> Result<T> {
-            match failure {
-                Some(e) if r.is_ok() => Err(clone_err(e)),
-                _ => r,
-            }
-        }
+    /// Answers with the write's own result.
+    fn answer(self) {
         match self {
             Done::Unit(reply, r) => {
-                let _ = reply.send(pick(r, failure));
+                let _ = reply.send(r);
             }
             Done::Accept(reply, r) => {
-                let _ = reply.send(pick(r, failure));
+                let _ = reply.send(r);
             }
             Done::FanOut(reply, r) => {
-                let _ = reply.send(pick(r, failure));
+                let _ = reply.send(r);
             }
         }
     }
@@ -308,31 +318,20 @@ async fn commit<B: GroupWrites>(
         return;
     }
     let mut done = Vec::with_capacity(ops.len());
-    let failure = match commit_group(pool, backend, held, ops, &mut done).await {
-        Ok(()) => None,
-        Err(failed) => {
-            // The connection may be broken: the next group takes a fresh one.
-            *held = None;
-            match failed {
-                GroupFailed::Whole(e) => Some(e),
-                GroupFailed::Connection => None,
-            }
-        }
-    };
+    if let Err(ConnectionLost) = commit_group(pool, backend, held, ops, &mut done).await {
+        // The connection may be broken: the next group takes a fresh one.
+        *held = None;
+    }
     for d in done {
-        d.answer(failure.as_ref());
+        d.answer();
     }
     backend.committed();
 }
 
-/// Why [`commit_group`] stopped short.
-enum GroupFailed {
-    /// The group's one transaction failed: this is every op's answer.
-    Whole(StoreError),
-    /// The connection failed while the group went one part at a time; the
-    /// answers given stand (what was committed by then stays committed).
-    Connection,
-}
+/// [`commit_group`] stopped short: the connection failed. The answers given
+/// stand (what was committed by then stays committed); every other write is
+/// answered with the connection's failure.
+struct ConnectionLost;
 
 /// A group's ops, sorted by kind.
 #[derive(Default)]
@@ -397,7 +396,7 @@ async fn commit_group<B: GroupWrites>(
     held: &mut Option<PoolConnection<B::Db>>,
     ops: Vec<Op>,
     done: &mut Vec<Done>,
-) -> std::result::Result<(), GroupFailed> {
+) -> std::result::Result<(), ConnectionLost> {
     let conn = match held {
         Some(c) => c,
         None => match pool.acquire().await.map_err(B::error) {
@@ -408,14 +407,6 @@ async fn commit_group<B: GroupWrites>(
                 return Ok(());
             }
         },
-    };
-    let mut tx = match conn.begin().await.map_err(B::error) {
-        Ok(tx) => tx,
-        Err(e) => {
-            done.extend(ops.into_iter().map(|op| Done::failed(op, &e)));
-            // An error here also lets the held connection go.
-            return Err(GroupFailed::Connection);
-        }
     };
     let mut k = Kinds::new(ops);
     // Moved into one list, not copied; handed back to their ops if the group
@@ -429,30 +420,19 @@ async fn commit_group<B: GroupWrites>(
 
     // The usual case: every write succeeds, so the group runs as plain
     // statements in the one transaction, with no savepoint round trips.
-    let first_err = match write_all(backend, &mut tx, &all, &k).await {
-        Ok((accepted, fanouts)) => match tx.commit().await.map_err(B::error) {
-            Ok(()) => {
-                k.answer(accepted, fanouts, done);
-                return Ok(());
-            }
-            // A deferred foreign key (SQLite's deliveries and attempts) is
-            // checked at the commit, and no statement says which write broke
-            // it: the group goes again below, each part in a transaction of
-            // its own. (The failed commit's transaction is rolled back as it
-            // is dropped.)
-            Err(StoreError::NotFound) => StoreError::NotFound,
-            Err(e) => {
-                // A failed commit is every one's answer (see `commit`).
-                k.answer(accepted, fanouts, done);
-                return Err(GroupFailed::Whole(e));
-            }
-        },
-        Err(e) => {
-            if let Err(gone) = tx.rollback().await.map_err(B::error) {
-                k.fail_all(&gone, done);
-                return Err(GroupFailed::Connection);
-            }
-            e
+    let written = backend
+        .write_group(conn, &all, &messages(&k.accepts), &messages(&k.fanouts))
+        .await;
+    let first_err = match written {
+        Written::Committed(accepted, fanouts) => {
+            k.answer(accepted, fanouts, done);
+            return Ok(());
+        }
+        Written::Refused(e) => e,
+        Written::Failed(e) => {
+            // Every one's answer (see `commit`), and the connection goes.
+            k.fail_all(&e, done);
+            return Err(ConnectionLost);
         }
     };
     if k.len() == 1 {
@@ -545,10 +525,10 @@ fn connection_lost(
     k: Kinds,
     singles: Vec<Op>,
     done: &mut Vec<Done>,
-) -> GroupFailed {
+) -> ConnectionLost {
     k.fail_all(e, done);
     done.extend(singles.into_iter().map(|op| Done::failed(op, e)));
-    GroupFailed::Connection
+    ConnectionLost
 }
 
 /// One kind of the group's writes, or one op's.
@@ -594,6 +574,51 @@ async fn own_tx<B: GroupWrites>(
     }
 }
 
+/// What writing a group in one transaction came to.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Committed: what the new messages and the fan-outs answer, in order.
+    Committed(Vec<Accepted>, Vec<Vec<Delivery>>),
+    /// Nothing is stored: a write, or the commit's deferred checks, refused
+    /// and the transaction was rolled back. Which write it was is found by
+    /// writing the group again part by part.
+    Refused(StoreError),
+    /// The connection failed (to begin, to commit, to roll back): this is
+    /// every write's answer, and the connection is let go.
+    Failed(StoreError),
+}
+
+/// The group in one transaction, a statement (or a few) at a time: attempt
+/// outcomes first, then the new messages, then the fan-outs, then the commit.
+/// Each step is a round trip to the database.
+pub(crate) async fn in_transaction<B: GroupWrites>(
+    backend: &B,
+    conn: &mut Conn<B>,
+    outcomes: &[(Attempt, Delivery)],
+    accepts: &[&Message],
+    fanouts: &[&Message],
+) -> Written {
+    let mut tx = match conn.begin().await.map_err(B::error) {
+        Ok(tx) => tx,
+        Err(e) => return Written::Failed(e),
+    };
+    match write_all(backend, &mut tx, outcomes, accepts, fanouts).await {
+        Ok((accepted, fanouts)) => match tx.commit().await.map_err(B::error) {
+            Ok(()) => Written::Committed(accepted, fanouts),
+            // A deferred foreign key (SQLite's deliveries and attempts) is
+            // checked at the commit, and no statement says which write broke
+            // it. (The failed commit's transaction is rolled back as it is
+            // dropped.)
+            Err(StoreError::NotFound) => Written::Refused(StoreError::NotFound),
+            Err(e) => Written::Failed(e),
+        },
+        Err(e) => match tx.rollback().await.map_err(B::error) {
+            Ok(()) => Written::Refused(e),
+            Err(gone) => Written::Failed(gone),
+        },
+    }
+}
+
 /// The group's writes as plain statements on `conn`: attempt outcomes first,
 /// then the new messages, then the fan-outs; what the messages and fan-outs
 /// answer comes back in order.
@@ -601,20 +626,21 @@ async fn write_all<B: GroupWrites>(
     backend: &B,
     conn: &mut Conn<B>,
     outcomes: &[(Attempt, Delivery)],
-    k: &Kinds,
+    accepts: &[&Message],
+    fanouts: &[&Message],
 ) -> Result<(Vec<Accepted>, Vec<Vec<Delivery>>)> {
     if !outcomes.is_empty() {
         backend.record_attempts(conn, outcomes).await?;
     }
-    let accepted = if k.accepts.is_empty() {
+    let accepted = if accepts.is_empty() {
         Vec::new()
     } else {
-        backend.accept_messages(conn, &messages(&k.accepts)).await?
+        backend.accept_messages(conn, accepts).await?
     };
-    let fanouts = if k.fanouts.is_empty() {
+    let fanouts = if fanouts.is_empty() {
         Vec::new()
     } else {
-        backend.fan_out(conn, &messages(&k.fanouts)).await?
+        backend.fan_out(conn, fanouts).await?
     };
     Ok((accepted, fanouts))
 }

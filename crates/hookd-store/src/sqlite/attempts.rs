@@ -3,7 +3,7 @@
 
 use hookd_core::model::{Attempt, Delivery, TriggerType};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::codec::{ms, select_list, Cols};
 use super::deliveries;
@@ -63,6 +63,29 @@ pub(super) async fn record(
         return Ok(());
     }
     let mut qb = QueryBuilder::new("");
+    push_inserts(&mut qb, outcomes);
+    let ds: Vec<&Delivery> = outcomes.iter().map(|(_, d)| d).collect();
+    let distinct = deliveries::push_updates(&mut qb, &ds);
+    // An insert stores every row or fails, so what the statements changed
+    // beyond the attempts is the deliveries they matched.
+    let changed = qb
+        .build()
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    if changed < (outcomes.len() + distinct) as u64 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Appends the inserts of the outcomes' attempts, one multi-row statement per
+/// chunk, each ended by `;`.
+pub(super) fn push_inserts<'a>(
+    qb: &mut QueryBuilder<'a, Sqlite>,
+    outcomes: &'a [(Attempt, Delivery)],
+) {
     for chunk in outcomes.chunks(CHUNK) {
         qb.push(
             // `OR FAIL`: see `deliveries::push_inserts`.
@@ -84,20 +107,6 @@ pub(super) async fn record(
         });
         qb.push("; ");
     }
-    let ds: Vec<&Delivery> = outcomes.iter().map(|(_, d)| d).collect();
-    let distinct = deliveries::push_updates(&mut qb, &ds);
-    // An insert stores every row or fails, so what the statements changed
-    // beyond the attempts is the deliveries they matched.
-    let changed = qb
-        .build()
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-    if changed < (outcomes.len() + distinct) as u64 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
 
 pub(super) async fn list(

@@ -68,19 +68,42 @@ pub(super) fn push_inserts<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ds: &[&'a Deli
         qb.push(
             "INSERT OR FAIL INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, updated_at) ",
         );
-        qb.push_values(chunk, |mut b, d| {
-            b.push_bind(&d.id)
-                .push_bind(&d.app_id)
-                .push_bind(&d.msg_id)
-                .push_bind(&d.endpoint_id)
-                .push_bind(d.status.as_i64())
-                .push_bind(i64::from(d.attempts))
-                .push_bind(opt_ms(d.next_attempt))
-                .push_bind(ms(d.created_at))
-                .push_bind(ms(d.updated_at));
-        });
+        push_rows(qb, chunk);
         qb.push("; ");
     }
+}
+
+/// Appends inserts of those of `ds` whose message's fan-out is still pending
+/// (has its `pending_fanouts` row), one statement per chunk, each ended by
+/// `;`: the fan-outs worked out before their claim (see
+/// `messages::FanOuts`).
+pub(super) fn push_inserts_if_pending<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ds: &[&'a Delivery]) {
+    for chunk in ds.chunks(CHUNK) {
+        qb.push(
+            // `OR FAIL`: see `push_inserts`.
+            "INSERT OR FAIL INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, next_attempt, created_at, updated_at) \
+             SELECT * FROM (",
+        );
+        push_rows(qb, chunk);
+        qb.push(
+            ") AS v WHERE EXISTS (SELECT 1 FROM pending_fanouts p WHERE p.msg_id = v.column3); ",
+        );
+    }
+}
+
+/// Appends `VALUES (...), ...`, the columns of `ds` in table order.
+fn push_rows<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ds: &[&'a Delivery]) {
+    qb.push_values(ds, |mut b, d| {
+        b.push_bind(&d.id)
+            .push_bind(&d.app_id)
+            .push_bind(&d.msg_id)
+            .push_bind(&d.endpoint_id)
+            .push_bind(d.status.as_i64())
+            .push_bind(i64::from(d.attempts))
+            .push_bind(opt_ms(d.next_attempt))
+            .push_bind(ms(d.created_at))
+            .push_bind(ms(d.updated_at));
+    });
 }
 
 /// Appends the updates of the mutable state (status, attempt count,

@@ -1,6 +1,7 @@
 //! Messages, and their fan-out into deliveries once accepted.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -8,7 +9,7 @@ use hookd_core::model::{Delivery, Message};
 use hookd_core::IdKind;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::cache::EndpointCache;
+use super::cache::{AppEndpoints, EndpointCache};
 use super::codec::{ms, opt_json, Cols};
 use super::deliveries;
 use super::error::db;
@@ -69,52 +70,103 @@ pub(super) async fn accept_many(
     msgs: &[&Message],
     cache: &EndpointCache,
 ) -> Result<Vec<Accepted>> {
-    let mut lists = HashMap::new();
-    let all_cached = msgs.iter().all(|m| {
-        lists.contains_key(m.app_id.as_str())
-            || cache.cached(&m.app_id).is_some_and(|l| {
-                lists.insert(m.app_id.as_str(), l);
-                true
-            })
-    });
+    if let Some(plan) = Accepts::from_cache(msgs, cache) {
+        let mut qb = QueryBuilder::new("");
+        plan.push(&mut qb)?;
+        qb.build().execute(&mut *conn).await.map_err(db)?;
+        drop(qb);
+        return Ok(plan.answer());
+    }
     let mut qb = QueryBuilder::new("");
     push_inserts(&mut qb, msgs)?;
-    if !all_cached {
+    qb.build().execute(&mut *conn).await.map_err(db)?;
+    let mut lists = HashMap::new();
+    for msg in msgs {
+        if !lists.contains_key(msg.app_id.as_str()) {
+            let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
+            lists.insert(msg.app_id.as_str(), list);
+        }
+    }
+    let plan = Accepts::new(msgs, lists);
+    let mut qb = QueryBuilder::new("");
+    plan.push_fanouts(&mut qb);
+    // Empty when nothing follows the messages.
+    if plan.fanouts.iter().any(|d| !d.is_empty()) || !plan.later.is_empty() {
         qb.build().execute(&mut *conn).await.map_err(db)?;
-        for msg in msgs {
-            if !lists.contains_key(msg.app_id.as_str()) {
-                let list = cache.endpoints_of(&mut *conn, &msg.app_id).await?;
-                lists.insert(msg.app_id.as_str(), list);
+    }
+    drop(qb);
+    Ok(plan.answer())
+}
+
+/// New messages, split by the width of their apps: those fanned out at once,
+/// with their deliveries worked out, and those whose fan-out is left pending.
+pub(super) struct Accepts<'m> {
+    msgs: &'m [&'m Message],
+    lists: HashMap<&'m str, Arc<AppEndpoints>>,
+    now: Vec<&'m Message>,
+    later: Vec<&'m Message>,
+    /// The deliveries of each message in `now`.
+    fanouts: Vec<Vec<Delivery>>,
+}
+
+impl<'m> Accepts<'m> {
+    /// The plan, if every app's endpoints are in the cache.
+    pub(super) fn from_cache(msgs: &'m [&'m Message], cache: &EndpointCache) -> Option<Self> {
+        let mut lists = HashMap::new();
+        for m in msgs {
+            if !lists.contains_key(m.app_id.as_str()) {
+                lists.insert(m.app_id.as_str(), cache.cached(&m.app_id)?);
             }
         }
-        qb = QueryBuilder::new("");
+        Some(Self::new(msgs, lists))
     }
-    let inline = |m: &Message| {
-        lists
-            .get(m.app_id.as_str())
-            .is_none_or(|l| l.list.len() <= INLINE_FANOUT)
-    };
-    let (now, later): (Vec<&Message>, Vec<&Message>) =
-        msgs.iter().copied().partition(|m| inline(m));
-    let fanouts = fanout::deliveries(&now, |app| {
-        lists.get(app).map_or(&[], |l| l.list.as_slice())
-    });
-    let all: Vec<&Delivery> = fanouts.iter().flatten().collect();
-    deliveries::push_inserts(&mut qb, &all);
-    for chunk in later.chunks(CHUNK) {
-        qb.push("INSERT INTO pending_fanouts (msg_id) ");
-        qb.push_values(chunk, |mut b, msg| {
-            b.push_bind(&msg.id);
+
+    fn new(msgs: &'m [&'m Message], lists: HashMap<&'m str, Arc<AppEndpoints>>) -> Self {
+        let inline = |m: &Message| {
+            lists
+                .get(m.app_id.as_str())
+                .is_none_or(|l| l.list.len() <= INLINE_FANOUT)
+        };
+        let (now, later): (Vec<&Message>, Vec<&Message>) =
+            msgs.iter().copied().partition(|m| inline(m));
+        let fanouts = fanout::deliveries(&now, |app| {
+            lists.get(app).map_or(&[], |l| l.list.as_slice())
         });
-        qb.push("; ");
+        Self {
+            msgs,
+            lists,
+            now,
+            later,
+            fanouts,
+        }
     }
-    // Empty only when the messages went in already and nothing follows them.
-    if all_cached || !all.is_empty() || !later.is_empty() {
-        qb.build().execute(&mut *conn).await.map_err(db)?;
+
+    /// Appends the message inserts, then the deliveries and pending fan-outs.
+    pub(super) fn push<'q>(&'q self, qb: &mut QueryBuilder<'q, Sqlite>) -> Result<()> {
+        push_inserts(qb, self.msgs)?;
+        self.push_fanouts(qb);
+        Ok(())
     }
-    Ok(fanout::accepted(msgs, &now, fanouts, |m| {
-        lists.get(m.app_id.as_str()).map_or(0, |l| l.list.len())
-    }))
+
+    fn push_fanouts<'q>(&'q self, qb: &mut QueryBuilder<'q, Sqlite>) {
+        let all: Vec<&Delivery> = self.fanouts.iter().flatten().collect();
+        deliveries::push_inserts(qb, &all);
+        for chunk in self.later.chunks(CHUNK) {
+            qb.push("INSERT INTO pending_fanouts (msg_id) ");
+            qb.push_values(chunk, |mut b, msg| {
+                b.push_bind(&msg.id);
+            });
+            qb.push("; ");
+        }
+    }
+
+    /// What accepting each message did, in order, once the writes are in.
+    pub(super) fn answer(self) -> Vec<Accepted> {
+        let lists = self.lists;
+        fanout::accepted(self.msgs, &self.now, self.fanouts, |m| {
+            lists.get(m.app_id.as_str()).map_or(0, |l| l.list.len())
+        })
+    }
 }
 
 /// Claims the pending fan-outs of `msgs` and inserts their deliveries,
@@ -131,12 +183,8 @@ pub(super) async fn fan_out(
 ) -> Result<Vec<Vec<Delivery>>> {
     let mut claimed = HashSet::new();
     for chunk in msgs.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new("DELETE FROM pending_fanouts WHERE msg_id IN (");
-        let mut ids = qb.separated(", ");
-        for msg in chunk {
-            ids.push_bind(&msg.id);
-        }
-        qb.push(") RETURNING msg_id");
+        let mut qb = QueryBuilder::new("");
+        push_claims(&mut qb, chunk);
         let rows: Vec<(String,)> = qb
             .build_query_as()
             .fetch_all(&mut *conn)
@@ -166,6 +214,68 @@ pub(super) async fn fan_out(
         qb.build().execute(&mut *conn).await.map_err(db)?;
     }
     Ok(fanout::claimed(msgs, &mine, fanouts))
+}
+
+/// Appends the claims of the messages' pending fan-outs, one `DELETE ...
+/// RETURNING msg_id` per chunk: the ids returned are the fan-outs claimed.
+fn push_claims<'q>(qb: &mut QueryBuilder<'q, Sqlite>, msgs: &[&'q Message]) {
+    for chunk in msgs.chunks(CHUNK) {
+        qb.push("DELETE FROM pending_fanouts WHERE msg_id IN (");
+        let mut ids = qb.separated(", ");
+        for msg in chunk {
+            ids.push_bind(&msg.id);
+        }
+        qb.push(") RETURNING msg_id; ");
+    }
+}
+
+/// Fan-outs worked out from the cached endpoints before they are claimed,
+/// for the writer to send in one call with the rest of its group: each
+/// message's deliveries are inserted only if its fan-out is still pending, and
+/// then the claims are made. Both run under the group's write lock, so the
+/// messages whose deliveries went in are exactly those whose claim returns.
+pub(super) struct FanOuts<'m> {
+    msgs: &'m [&'m Message],
+    fanouts: Vec<Vec<Delivery>>,
+}
+
+impl<'m> FanOuts<'m> {
+    /// The plan, if every app's endpoints are in the cache.
+    pub(super) fn from_cache(msgs: &'m [&'m Message], cache: &EndpointCache) -> Option<Self> {
+        let mut lists = HashMap::new();
+        for m in msgs {
+            if !lists.contains_key(m.app_id.as_str()) {
+                lists.insert(m.app_id.as_str(), cache.cached(&m.app_id)?);
+            }
+        }
+        let fanouts = fanout::deliveries(msgs, |app| {
+            lists.get(app).map_or(&[], |l| l.list.as_slice())
+        });
+        Some(Self { msgs, fanouts })
+    }
+
+    /// Appends the conditional inserts, then the claims (whose rows return
+    /// the ids of the messages claimed).
+    pub(super) fn push<'q>(&'q self, qb: &mut QueryBuilder<'q, Sqlite>) {
+        let all: Vec<&Delivery> = self.fanouts.iter().flatten().collect();
+        deliveries::push_inserts_if_pending(qb, &all);
+        push_claims(qb, self.msgs);
+    }
+
+    /// Each message's deliveries, in order: none for one not `claimed`.
+    pub(super) fn answer(self, claimed: &HashSet<String>) -> Vec<Vec<Delivery>> {
+        self.msgs
+            .iter()
+            .zip(self.fanouts)
+            .map(|(m, d)| {
+                if claimed.contains(&m.id) {
+                    d
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect()
+    }
 }
 
 /// Accepted messages whose fan-out is still pending, created before `before`,

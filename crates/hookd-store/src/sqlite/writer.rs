@@ -1,16 +1,19 @@
 //! The embedded backend's part in group commit (`crate::group`): its grouped
 //! writes, with the fan-out read from the endpoint cache.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use hookd_core::model::{Attempt, Delivery, Message};
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::Notify;
 
 use super::cache::EndpointCache;
-use super::{attempts, error, messages};
-use crate::group::GroupWrites;
+use super::messages::{Accepts, FanOuts};
+use super::{attempts, deliveries, error, messages};
+use crate::group::{self, GroupWrites, Written};
 use crate::{Accepted, Result, StoreError};
 
 pub(super) struct SqliteWrites {
@@ -49,6 +52,26 @@ impl GroupWrites for SqliteWrites {
         attempts::record(conn, outcomes).await
     }
 
+    /// When every app's endpoints are in the cache (the usual case), the whole
+    /// group goes to SQLite's thread in one call and the commit in a second;
+    /// otherwise statement by statement.
+    async fn write_group(
+        &self,
+        conn: &mut SqliteConnection,
+        outcomes: &[(Attempt, Delivery)],
+        accepts: &[&Message],
+        fanouts: &[&Message],
+    ) -> Written {
+        let planned = (
+            Accepts::from_cache(accepts, &self.cache),
+            FanOuts::from_cache(fanouts, &self.cache),
+        );
+        match planned {
+            (Some(accepts), Some(fanouts)) => at_once(conn, outcomes, accepts, fanouts).await,
+            _ => group::in_transaction(self, conn, outcomes, accepts, fanouts).await,
+        }
+    }
+
     fn error(e: sqlx::Error) -> StoreError {
         error::db(e)
     }
@@ -64,10 +87,114 @@ impl GroupWrites for SqliteWrites {
     }
 }
 
+/// Writes the group in two round trips to SQLite's thread where statement by
+/// statement takes five or more: `BEGIN` and every write in one call, then
+/// `COMMIT` once the writes' counts are checked. Each round trip waits for the
+/// writer's task to be scheduled again, and on a busy runtime (just after a
+/// group's callers were answered, thousands of tasks woken at once) that wait
+/// was longer than the statements themselves, with SQLite's thread idle.
+///
+/// The transaction is SQLite's own, begun and ended by these statements
+/// (`sqlx` knows nothing of it), and is always ended here: committed, or
+/// rolled back on any failure.
+async fn at_once(
+    conn: &mut SqliteConnection,
+    outcomes: &[(Attempt, Delivery)],
+    accepts: Accepts<'_>,
+    fanouts: FanOuts<'_>,
+) -> Written {
+    let ds: Vec<&Delivery> = outcomes.iter().map(|(_, d)| d).collect();
+    let mut qb = QueryBuilder::new("BEGIN; ");
+    // The deliveries' updates are bracketed by the connection's running count
+    // of changed rows: an update matches no row for a delivery that is gone,
+    // and that outcome must fail (`NotFound`) rather than be committed.
+    let updates = (!ds.is_empty()).then(|| {
+        qb.push("SELECT total_changes(); ");
+        let distinct = deliveries::push_updates(&mut qb, &ds);
+        qb.push("SELECT total_changes(); ");
+        attempts::push_inserts(&mut qb, outcomes);
+        distinct
+    });
+    if let Err(e) = accepts.push(&mut qb) {
+        // Nothing was sent.
+        return Written::Refused(e);
+    }
+    fanouts.push(&mut qb);
+    let refused = match run(conn, qb, updates.is_some()).await {
+        Err(e) => e,
+        Ok(ran) if ran.updated < updates.unwrap_or(0) => StoreError::NotFound,
+        Ok(ran) => {
+            return match sqlx::query("COMMIT").execute(&mut *conn).await {
+                Ok(_) => Written::Committed(accepts.answer(), fanouts.answer(&ran.claimed)),
+                // A failed commit leaves the transaction open. A deferred
+                // foreign key is one that some write of the group broke.
+                Err(e) => match (error::db(e), rollback(conn).await) {
+                    (StoreError::NotFound, Ok(())) => Written::Refused(StoreError::NotFound),
+                    (e, _) => Written::Failed(e),
+                },
+            };
+        }
+    };
+    match rollback(conn).await {
+        Ok(()) => Written::Refused(refused),
+        Err(gone) => Written::Failed(gone),
+    }
+}
+
+/// What a batch's rows said.
+struct Ran {
+    /// Deliveries the updates matched.
+    updated: usize,
+    /// The messages whose fan-outs were claimed.
+    claimed: HashSet<String>,
+}
+
+/// Runs the batch. Its rows are the two counts of changed rows around the
+/// updates (when `counted`), then the ids of the fan-outs claimed.
+async fn run(
+    conn: &mut SqliteConnection,
+    mut qb: QueryBuilder<'_, Sqlite>,
+    counted: bool,
+) -> Result<Ran> {
+    let mut counts = Vec::with_capacity(2);
+    let mut claimed = HashSet::new();
+    let mut rows = qb.build().fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.map_err(error::db)? {
+        if counted && counts.len() < 2 {
+            counts.push(row.try_get::<i64, _>(0).map_err(error::db)?);
+        } else {
+            claimed.insert(row.try_get::<String, _>(0).map_err(error::db)?);
+        }
+    }
+    let updated = match counts[..] {
+        [before, after] => usize::try_from(after - before).unwrap_or(0),
+        [] if !counted => 0,
+        _ => {
+            return Err(StoreError::Other(
+                format!(
+                    "the group's batch answered {} counts of changed rows, not 2",
+                    counts.len()
+                )
+                .into(),
+            ))
+        }
+    };
+    Ok(Ran { updated, claimed })
+}
+
+async fn rollback(conn: &mut SqliteConnection) -> Result<()> {
+    sqlx::query("ROLLBACK")
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(error::db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sqlite::SqliteStore;
+    use crate::Accepted;
     use crate::Store;
     use hookd_core::ids::{new_id, IdKind};
     use hookd_core::model::{Application, Endpoint, MessageStatus, TriggerType};
@@ -204,6 +331,163 @@ mod tests {
         );
         assert!(results[2].is_ok(), "{:?}", results[2]);
         assert_stored(&store, &app, &sets, |i| i != 1).await;
+    }
+
+    /// An app wider than `INLINE_FANOUT`, and a message to it accepted with
+    /// its fan-out left pending (which also puts the app's endpoints in the
+    /// cache).
+    async fn pending_fan_out(store: &SqliteStore) -> Message {
+        let (app, _) = outcomes_to_record(store, 0).await;
+        let t = hookd_core::model::now();
+        for i in 0..crate::INLINE_FANOUT {
+            let ep = Endpoint {
+                id: new_id(IdKind::Endpoint),
+                app_id: app.clone(),
+                uid: None,
+                url: format!("https://receiver.example/hook/{i}"),
+                description: String::new(),
+                disabled: false,
+                throttle_rate: None,
+                event_types: None,
+                channels: None,
+                metadata: Default::default(),
+                headers: Default::default(),
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                old_secrets: Vec::new(),
+                settings: serde_json::json!({}),
+                created_at: t,
+                updated_at: t,
+            };
+            store.create_endpoint(&ep).await.unwrap();
+        }
+        let msg = Message {
+            id: new_id(IdKind::Message),
+            app_id: app,
+            event_id: None,
+            event_type: "user.created".into(),
+            payload: Some("{}".into()),
+            channels: None,
+            tags: None,
+            created_at: t,
+            deliver_at: None,
+        };
+        assert!(matches!(
+            store.accept_message(&msg).await.unwrap(),
+            Accepted::Pending { .. }
+        ));
+        msg
+    }
+
+    async fn deliveries_of(store: &SqliteStore, msg_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE msg_id = ?")
+            .bind(msg_id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    /// A group sent as one batch, its fan-outs worked out before they are
+    /// claimed: a fan-out still pending is claimed and written, one already
+    /// claimed (by a sweep, say) writes nothing and answers no deliveries.
+    #[tokio::test]
+    async fn a_batched_fan_out_writes_only_what_it_claims() {
+        let (_dir, store, writes) = store_and_writes().await;
+        let claimed_here = pending_fan_out(&store).await;
+        let claimed_before = pending_fan_out(&store).await;
+        sqlx::query("DELETE FROM pending_fanouts WHERE msg_id = ?")
+            .bind(&claimed_before.id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let msgs = [&claimed_here, &claimed_before];
+        let plan = FanOuts::from_cache(&msgs, &writes.cache).expect("the endpoints are cached");
+        let accepts = Accepts::from_cache(&[], &writes.cache).unwrap();
+        let mut conn = store.writer_pool.acquire().await.unwrap();
+        let written = at_once(&mut conn, &[], accepts, plan).await;
+        let Written::Committed(_, fanouts) = written else {
+            panic!("{written:?}");
+        };
+        assert_eq!(fanouts[0].len(), crate::INLINE_FANOUT + 1);
+        assert!(fanouts[1].is_empty(), "{:?}", fanouts[1]);
+        assert_eq!(
+            deliveries_of(&store, &claimed_here.id).await,
+            (crate::INLINE_FANOUT + 1) as i64
+        );
+        assert_eq!(deliveries_of(&store, &claimed_before.id).await, 0);
+        assert!(store
+            .list_pending_fanouts(
+                hookd_core::model::now() + chrono::Duration::seconds(1),
+                None,
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    /// An outcome whose delivery is gone (its update matches no row) refuses
+    /// the whole batch before its commit: nothing is stored, and the
+    /// connection is left out of any transaction.
+    #[tokio::test]
+    async fn a_batch_with_an_outcome_for_a_missing_delivery_is_rolled_back() {
+        let (_dir, store, writes) = store_and_writes().await;
+        let (app, mut sets) = outcomes_to_record(&store, 2).await;
+        sets[1][0].1.id = new_id(IdKind::Destination);
+        let outcomes: Vec<(Attempt, Delivery)> = sets.iter().flatten().cloned().collect();
+        let accepts = Accepts::from_cache(&[], &writes.cache).unwrap();
+        let fanouts = FanOuts::from_cache(&[], &writes.cache).unwrap();
+        let mut conn = store.writer_pool.acquire().await.unwrap();
+        let written = at_once(&mut conn, &outcomes, accepts, fanouts).await;
+        assert!(
+            matches!(written, Written::Refused(StoreError::NotFound)),
+            "{written:?}"
+        );
+        sqlx::Connection::begin(&mut *conn)
+            .await
+            .expect("no transaction is left open")
+            .rollback()
+            .await
+            .unwrap();
+        drop(conn);
+        assert_stored(&store, &app, &sets[..1], |_| false).await;
+    }
+
+    /// A statement that fails half-way through the batch (here a duplicate
+    /// attempt id) rolls back what the statements before it wrote.
+    #[tokio::test]
+    async fn a_batch_that_fails_half_way_is_rolled_back() {
+        let (_dir, store, writes) = store_and_writes().await;
+        let (app, mut sets) = outcomes_to_record(&store, 2).await;
+        sets[1][0].0.id = sets[0][0].0.id.clone();
+        let outcomes: Vec<(Attempt, Delivery)> = sets.iter().flatten().cloned().collect();
+        let accepts = Accepts::from_cache(&[], &writes.cache).unwrap();
+        let fanouts = FanOuts::from_cache(&[], &writes.cache).unwrap();
+        let mut conn = store.writer_pool.acquire().await.unwrap();
+        let written = at_once(&mut conn, &outcomes, accepts, fanouts).await;
+        assert!(
+            matches!(written, Written::Refused(StoreError::Conflict(_))),
+            "{written:?}"
+        );
+        sqlx::Connection::begin(&mut *conn)
+            .await
+            .expect("no transaction is left open")
+            .rollback()
+            .await
+            .unwrap();
+        drop(conn);
+        for (i, set) in sets.iter().enumerate() {
+            let delivery = store.delivery(&set[0].1.id).await.unwrap().unwrap();
+            assert_eq!(
+                delivery.status,
+                MessageStatus::Pending,
+                "set {i}'s update is undone"
+            );
+        }
+        let found = store
+            .attempt(&app, &sets[0][0].0.msg_id, &sets[0][0].0.id)
+            .await
+            .unwrap();
+        assert_eq!(found, None);
     }
 
     /// The writes of SQLite's backend, but the connection gives out at the
