@@ -98,6 +98,20 @@ pub(super) async fn accept_many(
     Ok(plan.answer())
 }
 
+/// The endpoints of every app of `msgs`, if all are in the cache.
+fn cached_lists<'m>(
+    msgs: &[&'m Message],
+    cache: &EndpointCache,
+) -> Option<HashMap<&'m str, Arc<AppEndpoints>>> {
+    let mut lists = HashMap::new();
+    for m in msgs {
+        if !lists.contains_key(m.app_id.as_str()) {
+            lists.insert(m.app_id.as_str(), cache.cached(&m.app_id)?);
+        }
+    }
+    Some(lists)
+}
+
 /// New messages, split by the width of their apps: those fanned out at once,
 /// with their deliveries worked out, and those whose fan-out is left pending.
 pub(super) struct Accepts<'m> {
@@ -112,13 +126,7 @@ pub(super) struct Accepts<'m> {
 impl<'m> Accepts<'m> {
     /// The plan, if every app's endpoints are in the cache.
     pub(super) fn from_cache(msgs: &'m [&'m Message], cache: &EndpointCache) -> Option<Self> {
-        let mut lists = HashMap::new();
-        for m in msgs {
-            if !lists.contains_key(m.app_id.as_str()) {
-                lists.insert(m.app_id.as_str(), cache.cached(&m.app_id)?);
-            }
-        }
-        Some(Self::new(msgs, lists))
+        Some(Self::new(msgs, cached_lists(msgs, cache)?))
     }
 
     fn new(msgs: &'m [&'m Message], lists: HashMap<&'m str, Arc<AppEndpoints>>) -> Self {
@@ -242,12 +250,7 @@ pub(super) struct FanOuts<'m> {
 impl<'m> FanOuts<'m> {
     /// The plan, if every app's endpoints are in the cache.
     pub(super) fn from_cache(msgs: &'m [&'m Message], cache: &EndpointCache) -> Option<Self> {
-        let mut lists = HashMap::new();
-        for m in msgs {
-            if !lists.contains_key(m.app_id.as_str()) {
-                lists.insert(m.app_id.as_str(), cache.cached(&m.app_id)?);
-            }
-        }
+        let lists = cached_lists(msgs, cache)?;
         let fanouts = fanout::deliveries(msgs, |app| {
             lists.get(app).map_or(&[], |l| l.list.as_slice())
         });

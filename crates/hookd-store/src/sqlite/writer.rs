@@ -213,38 +213,11 @@ mod tests {
             updated_at: t,
         };
         store.create_app(&app).await.unwrap();
-        let ep = Endpoint {
-            id: new_id(IdKind::Endpoint),
-            app_id: app.id.clone(),
-            uid: None,
-            url: "https://receiver.example/hook".into(),
-            description: String::new(),
-            disabled: false,
-            throttle_rate: None,
-            event_types: None,
-            channels: None,
-            metadata: Default::default(),
-            headers: Default::default(),
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            old_secrets: Vec::new(),
-            settings: serde_json::json!({}),
-            created_at: t,
-            updated_at: t,
-        };
+        let ep = endpoint(&app.id, "https://receiver.example/hook");
         store.create_endpoint(&ep).await.unwrap();
         let mut sets = Vec::new();
         for _ in 0..n {
-            let msg = Message {
-                id: new_id(IdKind::Message),
-                app_id: app.id.clone(),
-                event_id: None,
-                event_type: "user.created".into(),
-                payload: Some("{}".into()),
-                channels: None,
-                tags: None,
-                created_at: t,
-                deliver_at: None,
-            };
+            let msg = message(&app.id);
             let delivery = store.create_message(&msg).await.unwrap().remove(0);
             let attempt = Attempt {
                 id: new_id(IdKind::Attempt),
@@ -268,6 +241,44 @@ mod tests {
             sets.push(vec![(attempt, next)]);
         }
         (app.id, sets)
+    }
+
+    /// A `user.created` message of the app, due now.
+    fn message(app_id: &str) -> Message {
+        Message {
+            id: new_id(IdKind::Message),
+            app_id: app_id.into(),
+            event_id: None,
+            event_type: "user.created".into(),
+            payload: Some("{}".into()),
+            channels: None,
+            tags: None,
+            created_at: hookd_core::model::now(),
+            deliver_at: None,
+        }
+    }
+
+    /// An enabled endpoint of the app, with no filters.
+    fn endpoint(app_id: &str, url: &str) -> Endpoint {
+        let t = hookd_core::model::now();
+        Endpoint {
+            id: new_id(IdKind::Endpoint),
+            app_id: app_id.into(),
+            uid: None,
+            url: url.into(),
+            description: String::new(),
+            disabled: false,
+            throttle_rate: None,
+            event_types: None,
+            channels: None,
+            metadata: Default::default(),
+            headers: Default::default(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            old_secrets: Vec::new(),
+            settings: serde_json::json!({}),
+            created_at: t,
+            updated_at: t,
+        }
     }
 
     type Outcomes = Vec<(Attempt, Delivery)>;
@@ -338,39 +349,11 @@ mod tests {
     /// cache).
     async fn pending_fan_out(store: &SqliteStore) -> Message {
         let (app, _) = outcomes_to_record(store, 0).await;
-        let t = hookd_core::model::now();
         for i in 0..crate::INLINE_FANOUT {
-            let ep = Endpoint {
-                id: new_id(IdKind::Endpoint),
-                app_id: app.clone(),
-                uid: None,
-                url: format!("https://receiver.example/hook/{i}"),
-                description: String::new(),
-                disabled: false,
-                throttle_rate: None,
-                event_types: None,
-                channels: None,
-                metadata: Default::default(),
-                headers: Default::default(),
-                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-                old_secrets: Vec::new(),
-                settings: serde_json::json!({}),
-                created_at: t,
-                updated_at: t,
-            };
+            let ep = endpoint(&app, &format!("https://receiver.example/hook/{i}"));
             store.create_endpoint(&ep).await.unwrap();
         }
-        let msg = Message {
-            id: new_id(IdKind::Message),
-            app_id: app,
-            event_id: None,
-            event_type: "user.created".into(),
-            payload: Some("{}".into()),
-            channels: None,
-            tags: None,
-            created_at: t,
-            deliver_at: None,
-        };
+        let msg = message(&app);
         assert!(matches!(
             store.accept_message(&msg).await.unwrap(),
             Accepted::Pending { .. }
@@ -425,6 +408,27 @@ mod tests {
             .is_empty());
     }
 
+    /// The outcomes of `sets` as one batch on the writer's connection, which
+    /// must then be out of any transaction.
+    async fn outcomes_at_once(
+        store: &SqliteStore,
+        writes: &SqliteWrites,
+        sets: &[Outcomes],
+    ) -> Written {
+        let outcomes: Vec<(Attempt, Delivery)> = sets.iter().flatten().cloned().collect();
+        let accepts = Accepts::from_cache(&[], &writes.cache).unwrap();
+        let fanouts = FanOuts::from_cache(&[], &writes.cache).unwrap();
+        let mut conn = store.writer_pool.acquire().await.unwrap();
+        let written = at_once(&mut conn, &outcomes, accepts, fanouts).await;
+        sqlx::Connection::begin(&mut *conn)
+            .await
+            .expect("no transaction is left open")
+            .rollback()
+            .await
+            .unwrap();
+        written
+    }
+
     /// An outcome whose delivery is gone (its update matches no row) refuses
     /// the whole batch before its commit: nothing is stored, and the
     /// connection is left out of any transaction.
@@ -433,22 +437,11 @@ mod tests {
         let (_dir, store, writes) = store_and_writes().await;
         let (app, mut sets) = outcomes_to_record(&store, 2).await;
         sets[1][0].1.id = new_id(IdKind::Destination);
-        let outcomes: Vec<(Attempt, Delivery)> = sets.iter().flatten().cloned().collect();
-        let accepts = Accepts::from_cache(&[], &writes.cache).unwrap();
-        let fanouts = FanOuts::from_cache(&[], &writes.cache).unwrap();
-        let mut conn = store.writer_pool.acquire().await.unwrap();
-        let written = at_once(&mut conn, &outcomes, accepts, fanouts).await;
+        let written = outcomes_at_once(&store, &writes, &sets).await;
         assert!(
             matches!(written, Written::Refused(StoreError::NotFound)),
             "{written:?}"
         );
-        sqlx::Connection::begin(&mut *conn)
-            .await
-            .expect("no transaction is left open")
-            .rollback()
-            .await
-            .unwrap();
-        drop(conn);
         assert_stored(&store, &app, &sets[..1], |_| false).await;
     }
 
@@ -459,22 +452,11 @@ mod tests {
         let (_dir, store, writes) = store_and_writes().await;
         let (app, mut sets) = outcomes_to_record(&store, 2).await;
         sets[1][0].0.id = sets[0][0].0.id.clone();
-        let outcomes: Vec<(Attempt, Delivery)> = sets.iter().flatten().cloned().collect();
-        let accepts = Accepts::from_cache(&[], &writes.cache).unwrap();
-        let fanouts = FanOuts::from_cache(&[], &writes.cache).unwrap();
-        let mut conn = store.writer_pool.acquire().await.unwrap();
-        let written = at_once(&mut conn, &outcomes, accepts, fanouts).await;
+        let written = outcomes_at_once(&store, &writes, &sets).await;
         assert!(
             matches!(written, Written::Refused(StoreError::Conflict(_))),
             "{written:?}"
         );
-        sqlx::Connection::begin(&mut *conn)
-            .await
-            .expect("no transaction is left open")
-            .rollback()
-            .await
-            .unwrap();
-        drop(conn);
         for (i, set) in sets.iter().enumerate() {
             let delivery = store.delivery(&set[0].1.id).await.unwrap().unwrap();
             assert_eq!(
