@@ -189,17 +189,14 @@ pub(super) async fn fan_out(
     msgs: &[&Message],
     cache: &EndpointCache,
 ) -> Result<Vec<Vec<Delivery>>> {
-    let mut claimed = HashSet::new();
-    for chunk in msgs.chunks(CHUNK) {
-        let mut qb = QueryBuilder::new("");
-        push_claims(&mut qb, chunk);
-        let rows: Vec<(String,)> = qb
-            .build_query_as()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db)?;
-        claimed.extend(rows.into_iter().map(|(id,)| id));
-    }
+    let mut qb = QueryBuilder::new("");
+    push_claims(&mut qb, msgs);
+    let rows: Vec<(String,)> = qb
+        .build_query_as()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let claimed: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
     let mine: Vec<&Message> = msgs
         .iter()
         .copied()
