@@ -137,7 +137,10 @@ async fn at_once(
     };
     match rollback(conn).await {
         Ok(()) => Written::Refused(refused),
-        Err(gone) => Written::Failed(gone),
+        // No transaction to roll back (it never began, or SQLite ended it
+        // itself on an error such as a full disk), or the connection is gone:
+        // every write fails with what failed first, and the connection goes.
+        Err(_) => Written::Failed(refused),
     }
 }
 
