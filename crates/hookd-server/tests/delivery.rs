@@ -549,6 +549,61 @@ async fn throttle_rate_holds_the_measured_rate() {
     );
 }
 
+/// When slow endpoints hold every request slot of the node (`max_in_flight`),
+/// a slot that frees goes to an endpoint that has fewer requests out, not
+/// straight back to the slow one that freed it: a healthy endpoint waits for
+/// one slow answer, not for the slow endpoints' whole backlog.
+#[tokio::test]
+async fn a_healthy_endpoint_gets_a_share_of_slots_that_slow_ones_fill() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.request_timeout = Duration::from_secs(15);
+        s.engine.endpoint_concurrency = 4;
+        s.engine.max_in_flight = 4;
+    })
+    .await;
+    let slow_answer = Duration::from_millis(1500);
+    let slow = Receiver::start(move |_| Reply::ok().after(slow_answer)).await;
+    let fast = Receiver::ok().await;
+    let app = srv.app("shares").await;
+    srv.endpoint(&app, json!({"url": slow.url, "channels": ["slow"]}))
+        .await;
+    srv.endpoint(&app, json!({"url": fast.url, "channels": ["fast"]}))
+        .await;
+    // Four rounds of the slow endpoint's answers: four out, twelve waiting.
+    for _ in 0..16 {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "channels": ["slow"]}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    slow.wait_for(4, WAIT).await;
+    let start = Instant::now();
+    for _ in 0..6 {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "channels": ["fast"]}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    fast.wait_for(6, WAIT).await;
+    let waited = start.elapsed();
+    // One slow answer is at most 1.5 s away; the slow backlog lasts 4.5 s.
+    assert!(
+        waited < slow_answer * 2,
+        "the healthy endpoint waited {waited:?}, behind the slow endpoint's backlog"
+    );
+    assert!(
+        slow.count() < 16,
+        "the slow backlog had not gone out first: {} sent",
+        slow.count()
+    );
+}
+
 #[tokio::test]
 async fn slow_endpoint_does_not_delay_a_healthy_one() {
     let srv = TestServer::start_with(|s| {

@@ -29,6 +29,8 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Lane {
     in_flight: usize,
+    /// Waiting in `Scheduler::starved` for a slot of the node's.
+    starved: bool,
     backlog: VecDeque<Lease>,
     /// The throttle in force and its limiter.
     limiter: Option<(u32, DefaultDirectRateLimiter)>,
@@ -149,6 +151,7 @@ impl Lane {
 
     fn idle(&self) -> bool {
         self.in_flight == 0
+            && !self.starved
             && self.backlog.is_empty()
             && self.limiter.is_none()
             && !self.waiting
@@ -172,7 +175,8 @@ pub(super) struct Scheduler {
     in_flight: usize,
     buffered: usize,
     wakeups: BinaryHeap<Reverse<(Instant, String)>>,
-    /// Lanes that had work but hit the global in-flight cap.
+    /// Lanes that had work but hit the global in-flight cap, in the order
+    /// they did (each at most once: `Lane::starved`).
     starved: VecDeque<String>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
@@ -265,8 +269,10 @@ impl Scheduler {
 
     fn on_done(&mut self, done: Done) {
         self.in_flight -= 1;
+        let mut still_out = 0;
         if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
             lane.in_flight -= 1;
+            still_out = lane.in_flight;
             lane.note_done(done.took);
             if let Some(pace) = done.pace {
                 lane.set_rate(pace.throttle_rate);
@@ -274,14 +280,37 @@ impl Scheduler {
                 lane.known = true;
             }
         }
-        self.launch(&done.endpoint_id);
+        // While every slot of the node's is taken, the one that just freed
+        // goes to the lane that has waited longest for one if that lane has
+        // fewer requests out than this one (which then waits its turn):
+        // otherwise lanes that filled the node first (slow endpoints, whose
+        // slots come free slowly) would keep every slot until their backlogs
+        // were gone, and a healthy endpoint that came later would wait for
+        // all of it. Repeated, this evens out the lanes' shares of the node.
+        let poorer_waiting = self.starved.front().is_some_and(|ep| {
+            self.lanes
+                .get(ep)
+                .is_none_or(|lane| lane.in_flight < still_out)
+        });
+        if poorer_waiting {
+            self.mark_starved(&done.endpoint_id);
+        } else {
+            self.launch(&done.endpoint_id);
+        }
         // A slot opened up globally: give starved lanes a turn, oldest first.
         for _ in 0..self.starved.len() {
             if self.in_flight >= self.engine.config.max_in_flight {
                 break;
             }
             if let Some(ep) = self.starved.pop_front() {
+                if let Some(lane) = self.lanes.get_mut(&ep) {
+                    lane.starved = false;
+                }
                 self.launch(&ep);
+                // Its backlog may have gone out meanwhile through its own slots.
+                if self.lanes.get(&ep).is_some_and(Lane::idle) {
+                    self.lanes.remove(&ep);
+                }
             }
         }
         if self.lanes.get(&done.endpoint_id).is_some_and(Lane::idle) {
@@ -303,6 +332,16 @@ impl Scheduler {
         }
     }
 
+    /// Puts a lane that has work waiting in line for the next free slot.
+    fn mark_starved(&mut self, ep: &str) {
+        if let Some(lane) = self.lanes.get_mut(ep) {
+            if !lane.starved && !lane.backlog.is_empty() {
+                lane.starved = true;
+                self.starved.push_back(ep.to_string());
+            }
+        }
+    }
+
     /// Starts as many of the lane's parked leases as its limits allow.
     fn launch(&mut self, ep: &str) {
         let cap = self.engine.config.endpoint_concurrency;
@@ -313,7 +352,8 @@ impl Scheduler {
         let lane_cap = if lane.known { cap } else { 1 };
         while lane.in_flight < lane_cap && !lane.backlog.is_empty() && !lane.waiting {
             if self.in_flight >= max {
-                if !self.starved.iter().any(|s| s == ep) {
+                if !lane.starved {
+                    lane.starved = true;
                     self.starved.push_back(ep.to_string());
                 }
                 return;
