@@ -549,6 +549,19 @@ async fn throttle_rate_holds_the_measured_rate() {
     );
 }
 
+/// Posts `n` messages on `channel`, each accepted.
+async fn post_on_channel(srv: &TestServer, app: &str, channel: &str, n: usize) {
+    for _ in 0..n {
+        let (s, _) = srv
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({"eventType": "a.b", "payload": {}, "channels": [channel]}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+}
+
 /// When slow endpoints hold every request slot of the node (`max_in_flight`),
 /// a slot that frees goes to an endpoint that has fewer requests out, not
 /// straight back to the slow one that freed it: a healthy endpoint waits for
@@ -570,26 +583,10 @@ async fn a_healthy_endpoint_gets_a_share_of_slots_that_slow_ones_fill() {
     srv.endpoint(&app, json!({"url": fast.url, "channels": ["fast"]}))
         .await;
     // Four rounds of the slow endpoint's answers: four out, twelve waiting.
-    for _ in 0..16 {
-        let (s, _) = srv
-            .post(
-                &format!("/app/{app}/msg"),
-                json!({"eventType": "a.b", "payload": {}, "channels": ["slow"]}),
-            )
-            .await;
-        assert_eq!(s, 202);
-    }
+    post_on_channel(&srv, &app, "slow", 16).await;
     slow.wait_for(4, WAIT).await;
     let start = Instant::now();
-    for _ in 0..6 {
-        let (s, _) = srv
-            .post(
-                &format!("/app/{app}/msg"),
-                json!({"eventType": "a.b", "payload": {}, "channels": ["fast"]}),
-            )
-            .await;
-        assert_eq!(s, 202);
-    }
+    post_on_channel(&srv, &app, "fast", 6).await;
     fast.wait_for(6, WAIT).await;
     let waited = start.elapsed();
     // One slow answer is at most 1.5 s away; the slow backlog lasts 4.5 s.
@@ -622,26 +619,10 @@ async fn slow_endpoint_does_not_delay_a_healthy_one() {
     srv.endpoint(&app, json!({"url": fast.url, "channels": ["fast"]}))
         .await;
     // Fill the slow endpoint's lane well past its concurrency first.
-    for _ in 0..20 {
-        let (s, _) = srv
-            .post(
-                &format!("/app/{app}/msg"),
-                json!({"eventType": "a.b", "payload": {}, "channels": ["slow"]}),
-            )
-            .await;
-        assert_eq!(s, 202);
-    }
+    post_on_channel(&srv, &app, "slow", 20).await;
     slow.wait_for(1, WAIT).await;
     let start = Instant::now();
-    for _ in 0..20 {
-        let (s, _) = srv
-            .post(
-                &format!("/app/{app}/msg"),
-                json!({"eventType": "a.b", "payload": {}, "channels": ["fast"]}),
-            )
-            .await;
-        assert_eq!(s, 202);
-    }
+    post_on_channel(&srv, &app, "fast", 20).await;
     fast.wait_for(20, Duration::from_secs(5)).await;
     assert!(
         start.elapsed() < Duration::from_secs(5),
@@ -1398,26 +1379,10 @@ async fn a_slow_endpoints_backlog_cannot_fill_the_shared_buffer() {
     srv.endpoint(&app, json!({"url": fast.url, "channels": ["fast"]}))
         .await;
     // Far more slow work than the whole shared buffer holds.
-    for _ in 0..60 {
-        let (s, _) = srv
-            .post(
-                &format!("/app/{app}/msg"),
-                json!({"eventType": "a.b", "payload": {}, "channels": ["slow"]}),
-            )
-            .await;
-        assert_eq!(s, 202);
-    }
+    post_on_channel(&srv, &app, "slow", 60).await;
     slow.wait_for(1, WAIT).await;
     let start = Instant::now();
-    for _ in 0..5 {
-        let (s, _) = srv
-            .post(
-                &format!("/app/{app}/msg"),
-                json!({"eventType": "a.b", "payload": {}, "channels": ["fast"]}),
-            )
-            .await;
-        assert_eq!(s, 202);
-    }
+    post_on_channel(&srv, &app, "fast", 5).await;
     fast.wait_for(5, Duration::from_secs(6)).await;
     assert!(
         start.elapsed() < Duration::from_secs(6),
