@@ -601,6 +601,86 @@ async fn a_healthy_endpoint_gets_a_share_of_slots_that_slow_ones_fill() {
     );
 }
 
+/// Counts the requests a set of receivers are answering at once, and the most
+/// at any moment.
+#[derive(Clone, Default)]
+struct Gauge {
+    now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Gauge {
+    /// A reply after `delay` that is counted from the request's arrival until
+    /// just before the answer goes out.
+    fn reply(&self, delay: Duration) -> Reply {
+        use std::sync::atomic::Ordering::SeqCst;
+        let at_once = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(at_once, SeqCst);
+        let now = self.now.clone();
+        Reply::ok().after(delay).before_answer(move || {
+            now.fetch_sub(1, SeqCst);
+        })
+    }
+
+    fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Requests to endpoints that answer quickly are mostly the node's own work,
+/// so across all of them the node has at most `quick_in_flight` out and the
+/// rest wait in their lanes; an endpoint that answers slowly does not count
+/// against that budget and keeps its own cap of concurrent requests.
+#[tokio::test]
+async fn quick_endpoints_share_a_budget_of_requests_that_a_slow_one_keeps_out_of() {
+    let srv = TestServer::start_with(|s| {
+        s.engine.request_timeout = Duration::from_secs(15);
+        s.engine.endpoint_concurrency = 8;
+        s.engine.quick_in_flight = 4;
+        s.engine.quick_answer = Duration::from_millis(150);
+    })
+    .await;
+    let quick = Gauge::default();
+    let mut quick_rx = Vec::new();
+    for _ in 0..3 {
+        let g = quick.clone();
+        quick_rx.push(Receiver::start(move |_| g.reply(Duration::from_millis(30))).await);
+    }
+    let slow = Gauge::default();
+    let g = slow.clone();
+    let slow_rx = Receiver::start(move |_| g.reply(Duration::from_millis(600))).await;
+    let app = srv.app("budget").await;
+    for rx in &quick_rx {
+        srv.endpoint(&app, json!({"url": rx.url, "channels": ["quick"]}))
+            .await;
+    }
+    srv.endpoint(&app, json!({"url": slow_rx.url, "channels": ["slow"]}))
+        .await;
+    post_on_channel(&srv, &app, "slow", 17).await;
+    post_on_channel(&srv, &app, "quick", 16).await;
+    for rx in &quick_rx {
+        rx.wait_for(16, WAIT).await;
+    }
+    slow_rx.wait_for(17, WAIT).await;
+    // Three lanes of 8 would have had up to 24 out at once.
+    assert!(
+        quick.most() <= 4,
+        "{} requests to quick endpoints were out at once, past the budget of 4",
+        quick.most()
+    );
+    assert!(
+        quick.most() >= 2,
+        "the quick endpoints' requests went out one at a time"
+    );
+    // One request until the first answer shows the endpoint is slow, then its
+    // cap of 8, with none of the budget's 4 in the way.
+    assert_eq!(
+        slow.most(),
+        8,
+        "the slow endpoint kept its own cap of concurrent requests"
+    );
+}
+
 #[tokio::test]
 async fn slow_endpoint_does_not_delay_a_healthy_one() {
     let srv = TestServer::start_with(|s| {

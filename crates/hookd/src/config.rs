@@ -46,6 +46,10 @@ pub struct Config {
     pub endpoint_concurrency: usize,
     /// Most concurrent requests in all. Env: HOOKD_MAX_IN_FLIGHT.
     pub max_in_flight: usize,
+    /// Most concurrent requests, in all, to endpoints that answer within 50 ms
+    /// on average (the rest wait in their endpoints' lanes, shared out fairly);
+    /// 64 per core by default. Env: HOOKD_QUICK_IN_FLIGHT.
+    pub quick_in_flight: usize,
     /// Disable an endpoint after it has failed without a success for this many
     /// seconds (default 5 days). Env: HOOKD_DISABLE_AFTER_SECS.
     pub disable_after_secs: u64,
@@ -73,6 +77,7 @@ impl Default for Config {
             allowed_networks: String::new(),
             endpoint_concurrency: 32,
             max_in_flight: 4096,
+            quick_in_flight: hookd_server::dispatch::default_quick_in_flight(),
             disable_after_secs: 5 * 24 * 3600,
             shutdown_grace_secs: 30,
             operational_app: "hookd-operational".into(),
@@ -100,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("allowed_networks", &self.allowed_networks)
             .field("endpoint_concurrency", &self.endpoint_concurrency)
             .field("max_in_flight", &self.max_in_flight)
+            .field("quick_in_flight", &self.quick_in_flight)
             .field("disable_after_secs", &self.disable_after_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("operational_app", &self.operational_app)
@@ -155,6 +161,7 @@ impl Config {
         from_env(&mut cfg.allowed_networks, "HOOKD_ALLOWED_NETWORKS")?;
         from_env(&mut cfg.endpoint_concurrency, "HOOKD_ENDPOINT_CONCURRENCY")?;
         from_env(&mut cfg.max_in_flight, "HOOKD_MAX_IN_FLIGHT")?;
+        from_env(&mut cfg.quick_in_flight, "HOOKD_QUICK_IN_FLIGHT")?;
         from_env(&mut cfg.disable_after_secs, "HOOKD_DISABLE_AFTER_SECS")?;
         from_env(&mut cfg.shutdown_grace_secs, "HOOKD_SHUTDOWN_GRACE_SECS")?;
         from_env(&mut cfg.operational_app, "HOOKD_OPERATIONAL_APP")?;
@@ -207,8 +214,8 @@ impl Config {
                 self.header_family
             )
         })?;
-        if self.endpoint_concurrency == 0 || self.max_in_flight == 0 {
-            bail!("endpoint_concurrency and max_in_flight must be at least 1");
+        if self.endpoint_concurrency == 0 || self.max_in_flight == 0 || self.quick_in_flight == 0 {
+            bail!("endpoint_concurrency, max_in_flight and quick_in_flight must be at least 1");
         }
         hookd_core::validate::uid(&self.operational_app, "app_")
             .map_err(|e| anyhow::anyhow!("operational_app: {e}"))?;
@@ -218,6 +225,7 @@ impl Config {
             header_family,
             max_in_flight: self.max_in_flight,
             endpoint_concurrency: self.endpoint_concurrency,
+            quick_in_flight: self.quick_in_flight,
             failing_after: 4,
             disable_after: Duration::from_secs(self.disable_after_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
@@ -323,6 +331,22 @@ mod tests {
         let cfg = Config::load(&over).unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:9001");
         assert_eq!(cfg.database_url, "sqlite:/tmp/x.db");
+    }
+
+    #[test]
+    fn the_quick_request_budget_reaches_the_engine_and_cannot_be_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookd.toml");
+        std::fs::write(&path, "quick_in_flight = 24\n").unwrap();
+        let over = Overrides {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let cfg = Config::load(&over).unwrap();
+        assert_eq!(cfg.engine_config().unwrap().quick_in_flight, 24);
+        std::fs::write(&path, "quick_in_flight = 0\n").unwrap();
+        let err = Config::load(&over).unwrap_err().to_string();
+        assert!(err.contains("quick_in_flight"), "{err}");
     }
 
     #[test]

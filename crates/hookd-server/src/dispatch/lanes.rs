@@ -29,7 +29,8 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Lane {
     in_flight: usize,
-    /// Waiting in `Scheduler::starved` for a slot of the node's.
+    /// Waiting in one of the scheduler's lines (`Scheduler::starved` or
+    /// `Scheduler::quick_line`) for a slot of the node's.
     starved: bool,
     backlog: VecDeque<Lease>,
     /// The throttle in force and its limiter.
@@ -85,6 +86,14 @@ impl Lane {
         // A batching endpoint takes up to a batch of leases per request.
         let per_request = self.batch.map_or(1, |b| b.max_events.max(1)) as f64;
         rate.min(throttle).max(0.1) * per_request
+    }
+
+    /// Whether this endpoint's requests count against the node's budget of
+    /// quick requests (`EngineConfig::quick_in_flight`): it answers within
+    /// `quick_answer` on average, or has not answered yet.
+    fn quick(&self, quick_answer: Duration) -> bool {
+        self.request_secs
+            .is_none_or(|secs| secs < quick_answer.as_secs_f64())
     }
 
     /// Times a finished request.
@@ -167,17 +176,24 @@ struct Done {
     pace: Option<Pace>,
     /// From the step's start to the endpoint's answer.
     took: Duration,
+    /// The request held one of the node's quick slots.
+    quick: bool,
 }
 
 pub(super) struct Scheduler {
     engine: Arc<Engine>,
     lanes: HashMap<String, Lane>,
     in_flight: usize,
+    /// Requests in flight to quick endpoints (`Lane::quick`).
+    quick_in_flight: usize,
     buffered: usize,
     wakeups: BinaryHeap<Reverse<(Instant, String)>>,
     /// Lanes that had work but hit the global in-flight cap, in the order
     /// they did (each at most once: `Lane::starved`).
     starved: VecDeque<String>,
+    /// Quick lanes that had work but found the node's quick slots all taken,
+    /// in the order they did (each at most once, and never also in `starved`).
+    quick_line: VecDeque<String>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     running: JoinSet<()>,
@@ -190,9 +206,11 @@ impl Scheduler {
             engine,
             lanes: HashMap::new(),
             in_flight: 0,
+            quick_in_flight: 0,
             buffered: 0,
             wakeups: BinaryHeap::new(),
             starved: VecDeque::new(),
+            quick_line: VecDeque::new(),
             done_tx,
             done_rx,
             running: JoinSet::new(),
@@ -269,52 +287,84 @@ impl Scheduler {
 
     fn on_done(&mut self, done: Done) {
         self.in_flight -= 1;
+        if done.quick {
+            self.quick_in_flight -= 1;
+        }
+        let quick_answer = self.engine.config.quick_answer;
         let mut still_out = 0;
+        let mut quick_now = false;
         if let Some(lane) = self.lanes.get_mut(&done.endpoint_id) {
             lane.in_flight -= 1;
             still_out = lane.in_flight;
             lane.note_done(done.took);
+            quick_now = lane.quick(quick_answer);
             if let Some(pace) = done.pace {
                 lane.set_rate(pace.throttle_rate);
                 lane.batch = pace.batch;
                 lane.known = true;
             }
         }
-        // While every slot of the node's is taken, the one that just freed
-        // goes to the lane that has waited longest for one if that lane has
-        // fewer requests out than this one (which then waits its turn):
-        // otherwise lanes that filled the node first (slow endpoints, whose
-        // slots come free slowly) would keep every slot until their backlogs
-        // were gone, and a healthy endpoint that came later would wait for
-        // all of it. Repeated, this evens out the lanes' shares of the node.
-        let poorer_waiting = self.starved.front().is_some_and(|ep| {
+        // While every slot is taken, the one that just freed goes to the lane
+        // that has waited longest for one if that lane has fewer requests out
+        // than this one (which then waits its turn): otherwise lanes that
+        // filled the node first (slow endpoints, whose slots come free slowly)
+        // would keep every slot until their backlogs were gone, and a healthy
+        // endpoint that came later would wait for all of it. Repeated, this
+        // evens out the lanes' shares. A quick lane competes with the lanes
+        // waiting for a quick slot when there are any, since that is the slot
+        // it would take.
+        let quick_line = quick_now && !self.quick_line.is_empty();
+        let line = if quick_line {
+            &self.quick_line
+        } else {
+            &self.starved
+        };
+        let poorer_waiting = line.front().is_some_and(|ep| {
             self.lanes
                 .get(ep)
                 .is_none_or(|lane| lane.in_flight < still_out)
         });
         if poorer_waiting {
-            self.mark_starved(&done.endpoint_id);
+            self.mark_starved(&done.endpoint_id, quick_line);
         } else {
             self.launch(&done.endpoint_id);
         }
-        // A slot opened up globally: give starved lanes a turn, oldest first.
-        for _ in 0..self.starved.len() {
-            if self.in_flight >= self.engine.config.max_in_flight {
-                break;
-            }
-            if let Some(ep) = self.starved.pop_front() {
-                if let Some(lane) = self.lanes.get_mut(&ep) {
-                    lane.starved = false;
-                }
-                self.launch(&ep);
-                // Its backlog may have gone out meanwhile through its own slots.
-                if self.lanes.get(&ep).is_some_and(Lane::idle) {
-                    self.lanes.remove(&ep);
-                }
-            }
-        }
+        // Slots opened up: give the waiting lanes a turn, oldest first.
+        self.serve_line(false);
+        self.serve_line(true);
         if self.lanes.get(&done.endpoint_id).is_some_and(Lane::idle) {
             self.lanes.remove(&done.endpoint_id);
+        }
+    }
+
+    /// Launches lanes from the front of one line while the slots they wait
+    /// for are free; each lane is served once at most.
+    fn serve_line(&mut self, quick: bool) {
+        let max = self.engine.config.max_in_flight;
+        let quick_max = self.engine.config.quick_in_flight;
+        let len = if quick {
+            self.quick_line.len()
+        } else {
+            self.starved.len()
+        };
+        for _ in 0..len {
+            if self.in_flight >= max || (quick && self.quick_in_flight >= quick_max) {
+                break;
+            }
+            let line = if quick {
+                &mut self.quick_line
+            } else {
+                &mut self.starved
+            };
+            let Some(ep) = line.pop_front() else { break };
+            if let Some(lane) = self.lanes.get_mut(&ep) {
+                lane.starved = false;
+            }
+            self.launch(&ep);
+            // Its backlog may have gone out meanwhile through its own slots.
+            if self.lanes.get(&ep).is_some_and(Lane::idle) {
+                self.lanes.remove(&ep);
+            }
         }
     }
 
@@ -332,12 +382,17 @@ impl Scheduler {
         }
     }
 
-    /// Puts a lane that has work waiting in line for the next free slot.
-    fn mark_starved(&mut self, ep: &str) {
+    /// Puts a lane that has work waiting in line for the next free slot: a
+    /// quick one of the node's, or any.
+    fn mark_starved(&mut self, ep: &str, quick: bool) {
         if let Some(lane) = self.lanes.get_mut(ep) {
             if !lane.starved && !lane.backlog.is_empty() {
                 lane.starved = true;
-                self.starved.push_back(ep.to_string());
+                if quick {
+                    self.quick_line.push_back(ep.to_string());
+                } else {
+                    self.starved.push_back(ep.to_string());
+                }
             }
         }
     }
@@ -346,15 +401,22 @@ impl Scheduler {
     fn launch(&mut self, ep: &str) {
         let cap = self.engine.config.endpoint_concurrency;
         let max = self.engine.config.max_in_flight;
+        let quick_max = self.engine.config.quick_in_flight;
         let Some(lane) = self.lanes.get_mut(ep) else {
             return;
         };
+        let quick = lane.quick(self.engine.config.quick_answer);
         let lane_cap = if lane.known { cap } else { 1 };
         while lane.in_flight < lane_cap && !lane.backlog.is_empty() && !lane.waiting {
-            if self.in_flight >= max {
+            let node_full = self.in_flight >= max;
+            if node_full || (quick && self.quick_in_flight >= quick_max) {
                 if !lane.starved {
                     lane.starved = true;
-                    self.starved.push_back(ep.to_string());
+                    if node_full {
+                        self.starved.push_back(ep.to_string());
+                    } else {
+                        self.quick_line.push_back(ep.to_string());
+                    }
                 }
                 return;
             }
@@ -381,11 +443,15 @@ impl Scheduler {
             lane.batch_due = None;
             lane.in_flight += 1;
             self.in_flight += 1;
+            if quick {
+                self.quick_in_flight += 1;
+            }
             self.buffered -= group.len();
             self.running.spawn(step(
                 self.engine.clone(),
                 group,
                 ep.to_string(),
+                quick,
                 self.done_tx.clone(),
             ));
         }
@@ -399,6 +465,7 @@ async fn step(
     engine: Arc<Engine>,
     group: Vec<Lease>,
     endpoint_id: String,
+    quick: bool,
     done: mpsc::UnboundedSender<Done>,
 ) {
     let _settling = engine.settling.acquire().await;
@@ -409,6 +476,7 @@ async fn step(
             endpoint_id: ep,
             pace,
             took: started.elapsed(),
+            quick,
         });
     });
     if let Err(e) = engine.process_with(&group, &mut slot).await {
