@@ -328,7 +328,11 @@ impl Engine {
         let opevents = OpEvents {
             app_uid: config.operational_app_uid.clone(),
         };
-        let settling = tokio::sync::Semaphore::new(config.max_in_flight * 4);
+        // Not fewer than the default's: the outcomes of a group commit's worth
+        // of steps are waiting at any moment however few requests are out,
+        // and at 800 (a `max_in_flight` of 200) steps queued behind the
+        // group writer, S2 25% slower.
+        let settling = tokio::sync::Semaphore::new(config.max_in_flight.max(4096) * 4);
         let sweep_hints = HintBudget::new(config.sweep_hint_bytes);
         Self {
             store,
