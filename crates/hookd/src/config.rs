@@ -46,8 +46,9 @@ pub struct Config {
     pub endpoint_concurrency: usize,
     /// Most concurrent requests in all. Env: HOOKD_MAX_IN_FLIGHT.
     pub max_in_flight: usize,
-    /// Most concurrent requests, in all, to endpoints that answer within 50 ms
-    /// on average (the rest wait in their endpoints' lanes, shared out fairly);
+    /// Most concurrent requests, in all, to endpoints whose quickest recent
+    /// answer came within 5 ms (the rest wait in their endpoints' lanes,
+    /// shared out fairly);
     /// 64 per core by default. Env: HOOKD_QUICK_IN_FLIGHT.
     pub quick_in_flight: usize,
     /// Disable an endpoint after it has failed without a success for this many

@@ -46,6 +46,11 @@ struct Lane {
     batch_due: Option<Instant>,
     /// How long a request to this endpoint takes (a moving average, seconds).
     request_secs: Option<f64>,
+    /// The quickest of its requests in the last one to two `FASTEST_SPAN`s:
+    /// what the endpoint itself takes, more nearly than the average, which
+    /// grows with how long requests wait for this node's cores when it is
+    /// busy.
+    fastest: Fastest,
     /// Leases handed back to the queue and not yet due again, as of
     /// `deferred_at`; they come due at the drain rate.
     deferred: f64,
@@ -64,6 +69,39 @@ struct Lane {
 const ASSUMED_PER_SLOT: f64 = 100.0;
 /// Weight of the newest request in the moving average of request times.
 const REQUEST_TIME_WEIGHT: f64 = 0.05;
+/// How long the quickest answer in `Lane::fastest` counts for: between one
+/// and two of these.
+const FASTEST_SPAN: Duration = Duration::from_secs(5);
+
+/// The quickest answer in the current span and in the one before it.
+#[derive(Default, Clone, Copy)]
+struct Fastest {
+    since: Option<Instant>,
+    current: Option<f64>,
+    before: Option<f64>,
+}
+
+impl Fastest {
+    fn note(&mut self, secs: f64, now: Instant) {
+        let age = self.since.map(|s| now.saturating_duration_since(s));
+        if age.is_none_or(|a| a >= FASTEST_SPAN) {
+            // A span with no answers at all leaves nothing to carry over.
+            self.before = self
+                .current
+                .filter(|_| age.is_some_and(|a| a < FASTEST_SPAN * 2));
+            self.current = None;
+            self.since = Some(now);
+        }
+        self.current = Some(self.current.map_or(secs, |c| c.min(secs)));
+    }
+
+    fn secs(&self) -> Option<f64> {
+        match (self.current, self.before) {
+            (Some(c), Some(b)) => Some(c.min(b)),
+            (c, b) => c.or(b),
+        }
+    }
+}
 /// Longest a lease is handed back for.
 const MAX_DEFERRAL: Duration = Duration::from_secs(3600);
 
@@ -89,10 +127,11 @@ impl Lane {
     }
 
     /// Whether this endpoint's requests count against the node's budget of
-    /// quick requests (`EngineConfig::quick_in_flight`): it answers within
-    /// `quick_answer` on average, or has not answered yet.
+    /// quick requests (`EngineConfig::quick_in_flight`): its quickest recent
+    /// answers came within `quick_answer`, or it has not answered yet.
     fn quick(&self, quick_answer: Duration) -> bool {
-        self.request_secs
+        self.fastest
+            .secs()
             .is_none_or(|secs| secs < quick_answer.as_secs_f64())
     }
 
@@ -103,6 +142,7 @@ impl Lane {
             Some(avg) => avg + REQUEST_TIME_WEIGHT * (secs - avg),
             None => secs,
         });
+        self.fastest.note(secs, Instant::now());
     }
 
     /// Hands one more lease back to the queue: returns how long it should
@@ -170,6 +210,18 @@ impl Lane {
     }
 }
 
+/// What a lane had measured of its endpoint's answers, kept for up to
+/// `TIMINGS_KEPT` after the lane goes idle and is dropped, so that an endpoint
+/// whose work comes in bursts does not start over at each one.
+#[derive(Clone, Copy)]
+struct Timing {
+    request_secs: Option<f64>,
+    fastest: Fastest,
+    kept_at: Instant,
+}
+
+const TIMINGS_KEPT: Duration = Duration::from_secs(10);
+
 /// A step's endpoint slot is free again (its request was answered).
 struct Done {
     endpoint_id: String,
@@ -183,6 +235,10 @@ struct Done {
 pub(super) struct Scheduler {
     engine: Arc<Engine>,
     lanes: HashMap<String, Lane>,
+    /// Timings of lanes dropped lately.
+    timings: HashMap<String, Timing>,
+    /// `timings`' size at which its stale entries are next cleared.
+    timings_purge_at: usize,
     in_flight: usize,
     /// Requests in flight to quick endpoints (`Lane::quick`).
     quick_in_flight: usize,
@@ -205,6 +261,8 @@ impl Scheduler {
         Self {
             engine,
             lanes: HashMap::new(),
+            timings: HashMap::new(),
+            timings_purge_at: 1024,
             in_flight: 0,
             quick_in_flight: 0,
             buffered: 0,
@@ -258,7 +316,16 @@ impl Scheduler {
         let half_buffer = self.engine.config.max_buffered / 2;
         for lease in leases {
             let ep = lease.task.endpoint_id.clone();
-            let lane = self.lanes.entry(ep.clone()).or_default();
+            let lane = self.lanes.entry(ep.clone()).or_insert_with(|| {
+                let mut lane = Lane::default();
+                if let Some(t) = self.timings.remove(&ep) {
+                    if t.kept_at.elapsed() < TIMINGS_KEPT {
+                        lane.request_secs = t.request_secs;
+                        lane.fastest = t.fastest;
+                    }
+                }
+                lane
+            });
             // Once the shared buffer is half full, a lane that already has
             // plenty waiting (a slow endpoint) hands the rest back to the queue,
             // so the buffer never fills with one endpoint's work while everyone
@@ -332,9 +399,7 @@ impl Scheduler {
         // Slots opened up: give the waiting lanes a turn, oldest first.
         self.serve_line(false);
         self.serve_line(true);
-        if self.lanes.get(&done.endpoint_id).is_some_and(Lane::idle) {
-            self.lanes.remove(&done.endpoint_id);
-        }
+        self.drop_if_idle(&done.endpoint_id);
     }
 
     /// Launches lanes from the front of one line while the slots they wait
@@ -362,9 +427,7 @@ impl Scheduler {
             }
             self.launch(&ep);
             // Its backlog may have gone out meanwhile through its own slots.
-            if self.lanes.get(&ep).is_some_and(Lane::idle) {
-                self.lanes.remove(&ep);
-            }
+            self.drop_if_idle(&ep);
         }
     }
 
@@ -379,6 +442,31 @@ impl Scheduler {
                 lane.waiting = false;
             }
             self.launch(&ep);
+        }
+    }
+
+    /// Drops the lane if it has nothing left to do or wait for, keeping what
+    /// it measured for a while (`TIMINGS_KEPT`).
+    fn drop_if_idle(&mut self, ep: &str) {
+        if !self.lanes.get(ep).is_some_and(Lane::idle) {
+            return;
+        }
+        let Some((ep, lane)) = self.lanes.remove_entry(ep) else {
+            return;
+        };
+        let now = Instant::now();
+        if lane.request_secs.is_some() {
+            let timing = Timing {
+                request_secs: lane.request_secs,
+                fastest: lane.fastest,
+                kept_at: now,
+            };
+            self.timings.insert(ep, timing);
+        }
+        if self.timings.len() >= self.timings_purge_at {
+            self.timings
+                .retain(|_, t| now.saturating_duration_since(t.kept_at) < TIMINGS_KEPT);
+            self.timings_purge_at = (self.timings.len() * 2).max(1024);
         }
     }
 
@@ -578,6 +666,29 @@ async fn feed(engine: Arc<Engine>, tx: mpsc::Sender<Vec<Lease>>, stop: Cancellat
 mod tests {
     use super::*;
     use hookd_queue::Hint;
+
+    #[test]
+    fn the_quickest_answer_counts_for_one_to_two_spans_then_gives_way() {
+        let t0 = Instant::now();
+        let mut f = Fastest::default();
+        assert_eq!(f.secs(), None);
+        f.note(0.002, t0);
+        f.note(0.040, t0 + Duration::from_secs(1));
+        assert_eq!(f.secs(), Some(0.002), "a slower answer does not raise it");
+        // The next span: the last one's quickest still counts.
+        f.note(0.030, t0 + FASTEST_SPAN + Duration::from_secs(1));
+        assert_eq!(f.secs(), Some(0.002));
+        f.note(0.001, t0 + FASTEST_SPAN + Duration::from_secs(2));
+        assert_eq!(f.secs(), Some(0.001), "a quicker answer sets it at once");
+        // Two spans on, only slow answers: it follows them up.
+        f.note(0.050, t0 + FASTEST_SPAN * 2 + Duration::from_secs(2));
+        assert_eq!(f.secs(), Some(0.001));
+        f.note(0.060, t0 + FASTEST_SPAN * 3 + Duration::from_secs(3));
+        assert_eq!(f.secs(), Some(0.050));
+        // After a long silence nothing old is carried over.
+        f.note(0.070, t0 + FASTEST_SPAN * 10);
+        assert_eq!(f.secs(), Some(0.070));
+    }
 
     #[test]
     fn a_lease_handed_back_for_longer_than_a_hint_is_trusted_leaves_the_hint_behind() {
