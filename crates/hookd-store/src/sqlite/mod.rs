@@ -107,7 +107,15 @@ impl SqliteStore {
             options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal);
-            SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
+            // All of them open from the start and kept: a pool that opened
+            // them as reads first came in (the first fan-outs, 100 endpoints
+            // looked up at once) held every `POST /msg` of that moment for
+            // 25-35 ms, in about a third of S2's runs (docs/PERFORMANCE.md).
+            SqlitePoolOptions::new()
+                .max_connections(FILE_POOL_SIZE)
+                .min_connections(FILE_POOL_SIZE)
+                .idle_timeout(None)
+                .max_lifetime(None)
         };
         // A connection to a local file does not go stale; pinging it on every
         // acquire would cost a round trip to its worker thread per query.
@@ -531,5 +539,20 @@ impl Store for SqliteStore {
 
     async fn task(&self, id: &str) -> Result<Option<BackgroundTask>> {
         tasks::get(&self.pool, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_database_opens_every_read_connection_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("h.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(store.pool.size(), FILE_POOL_SIZE);
+        assert_eq!(store.pool.num_idle(), FILE_POOL_SIZE as usize);
+        store.close().await;
     }
 }
