@@ -107,13 +107,9 @@ impl SqliteStore {
             options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal);
-            // All of them open from the start and kept: a pool that opened
-            // them as reads first came in (the first fan-outs, 100 endpoints
-            // looked up at once) held every `POST /msg` of that moment for
-            // 25-35 ms, in about a third of S2's runs (docs/PERFORMANCE.md).
+            // Opened once the schema is in place (below) and then kept.
             SqlitePoolOptions::new()
                 .max_connections(FILE_POOL_SIZE)
-                .min_connections(FILE_POOL_SIZE)
                 .idle_timeout(None)
                 .max_lifetime(None)
         };
@@ -129,6 +125,19 @@ impl SqliteStore {
             sqlx::migrate::MigrateError::Execute(e) => error::db(e),
             other => StoreError::Other(Box::new(other)),
         })?;
+        if !in_memory {
+            // Every read connection opened now, one after another: a pool
+            // that opened them as reads first came in (the first fan-outs, 100
+            // endpoints looked up at once) held every `POST /msg` of that
+            // moment for 25-35 ms, in about a third of S2's runs
+            // (docs/PERFORMANCE.md). Not all at once either: connections
+            // opening together on a new file can find it locked while the
+            // first switches it to WAL, and fail.
+            let mut held = Vec::with_capacity(FILE_POOL_SIZE as usize);
+            for _ in 0..FILE_POOL_SIZE {
+                held.push(pool.acquire().await.map_err(error::db)?);
+            }
+        }
         // The group writer gets a connection of its own, so its page cache
         // stays warm: a connection that finds the WAL moved on by another
         // connection's commit drops every page it had cached. With the writer
@@ -546,13 +555,20 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// Every read connection is open before the store is, and opening them
+    /// does not trip over a new file's switch to WAL (opened all at once,
+    /// about one new file in seven failed to open).
     #[tokio::test]
-    async fn a_file_database_opens_every_read_connection_at_once() {
+    async fn a_new_file_database_opens_every_read_connection_before_use() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("h.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
-        assert_eq!(store.pool.size(), FILE_POOL_SIZE);
-        assert_eq!(store.pool.num_idle(), FILE_POOL_SIZE as usize);
-        store.close().await;
+        for i in 0..50 {
+            let url = format!("sqlite:{}", dir.path().join(format!("h{i}.db")).display());
+            let store = SqliteStore::open(&url)
+                .await
+                .unwrap_or_else(|e| panic!("new file {i} did not open: {e:?}"));
+            assert_eq!(store.pool.size(), FILE_POOL_SIZE);
+            assert_eq!(store.pool.num_idle(), FILE_POOL_SIZE as usize);
+            store.close().await;
+        }
     }
 }
