@@ -566,8 +566,8 @@ mod tests {
             let store = SqliteStore::open(&url)
                 .await
                 .unwrap_or_else(|e| panic!("new file {i} did not open: {e:?}"));
+            // Open, and back in the pool or on their way there.
             assert_eq!(store.pool.size(), FILE_POOL_SIZE);
-            assert_eq!(store.pool.num_idle(), FILE_POOL_SIZE as usize);
             store.close().await;
         }
     }
