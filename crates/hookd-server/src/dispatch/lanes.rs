@@ -44,13 +44,8 @@ struct Lane {
     batch: Option<Batch>,
     /// When the batch being gathered must go out, full or not.
     batch_due: Option<Instant>,
-    /// How long a request to this endpoint takes (a moving average, seconds).
-    request_secs: Option<f64>,
-    /// The quickest of its requests in the last one to two `FASTEST_SPAN`s:
-    /// what the endpoint itself takes, more nearly than the average, which
-    /// grows with how long requests wait for this node's cores when it is
-    /// busy.
-    fastest: Fastest,
+    /// How long its requests take.
+    timing: Timing,
     /// Leases handed back to the queue and not yet due again, as of
     /// `deferred_at`; they come due at the drain rate.
     deferred: f64,
@@ -113,7 +108,7 @@ impl Lane {
         // Counted in full even before the first step reports the endpoint's
         // settings (the lane sends one at a time until then, for a moment only).
         let slots = slots.max(1) as f64;
-        let rate = match self.request_secs {
+        let rate = match self.timing.request_secs {
             Some(secs) => slots / secs.max(1e-4),
             None => slots * ASSUMED_PER_SLOT,
         };
@@ -130,19 +125,15 @@ impl Lane {
     /// quick requests (`EngineConfig::quick_in_flight`): its quickest recent
     /// answers came within `quick_answer`, or it has not answered yet.
     fn quick(&self, quick_answer: Duration) -> bool {
-        self.fastest
+        self.timing
+            .fastest
             .secs()
             .is_none_or(|secs| secs < quick_answer.as_secs_f64())
     }
 
     /// Times a finished request.
     fn note_done(&mut self, took: Duration) {
-        let secs = took.as_secs_f64();
-        self.request_secs = Some(match self.request_secs {
-            Some(avg) => avg + REQUEST_TIME_WEIGHT * (secs - avg),
-            None => secs,
-        });
-        self.fastest.note(secs, Instant::now());
+        self.timing.note(took.as_secs_f64(), Instant::now());
     }
 
     /// Hands one more lease back to the queue: returns how long it should
@@ -210,17 +201,70 @@ impl Lane {
     }
 }
 
-/// What a lane had measured of its endpoint's answers, kept for up to
-/// `TIMINGS_KEPT` after the lane goes idle and is dropped, so that an endpoint
-/// whose work comes in bursts does not start over at each one.
-#[derive(Clone, Copy)]
+/// What a lane has measured of its endpoint's answers.
+#[derive(Default, Clone, Copy)]
 struct Timing {
+    /// How long a request takes (a moving average, seconds).
     request_secs: Option<f64>,
+    /// The quickest of its requests in the last one to two `FASTEST_SPAN`s:
+    /// what the endpoint itself takes, more nearly than the average, which
+    /// grows with how long requests wait for this node's cores when it is
+    /// busy.
     fastest: Fastest,
-    kept_at: Instant,
 }
 
+impl Timing {
+    fn note(&mut self, secs: f64, now: Instant) {
+        self.request_secs = Some(match self.request_secs {
+            Some(avg) => avg + REQUEST_TIME_WEIGHT * (secs - avg),
+            None => secs,
+        });
+        self.fastest.note(secs, now);
+    }
+}
+
+/// How long the timing of a lane that went idle and was dropped is kept, so
+/// that an endpoint whose work comes in bursts does not start over at each.
 const TIMINGS_KEPT: Duration = Duration::from_secs(10);
+
+/// The timings of lanes dropped within the last `TIMINGS_KEPT`.
+struct KeptTimings {
+    kept: HashMap<String, (Timing, Instant)>,
+    /// The size at which stale entries are next cleared out.
+    purge_at: usize,
+}
+
+impl Default for KeptTimings {
+    fn default() -> Self {
+        Self {
+            kept: HashMap::new(),
+            purge_at: 1024,
+        }
+    }
+}
+
+impl KeptTimings {
+    fn keep(&mut self, ep: String, timing: Timing, now: Instant) {
+        if timing.request_secs.is_none() {
+            return;
+        }
+        self.kept.insert(ep, (timing, now));
+        if self.kept.len() >= self.purge_at {
+            self.kept
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < TIMINGS_KEPT);
+            self.purge_at = (self.kept.len() * 2).max(1024);
+        }
+    }
+
+    /// The timing kept for `ep` if it is recent enough, else a new one.
+    fn take(&mut self, ep: &str, now: Instant) -> Timing {
+        self.kept
+            .remove(ep)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < TIMINGS_KEPT)
+            .map(|(t, _)| t)
+            .unwrap_or_default()
+    }
+}
 
 /// A step's endpoint slot is free again (its request was answered).
 struct Done {
@@ -236,9 +280,7 @@ pub(super) struct Scheduler {
     engine: Arc<Engine>,
     lanes: HashMap<String, Lane>,
     /// Timings of lanes dropped lately.
-    timings: HashMap<String, Timing>,
-    /// `timings`' size at which its stale entries are next cleared.
-    timings_purge_at: usize,
+    timings: KeptTimings,
     in_flight: usize,
     /// Requests in flight to quick endpoints (`Lane::quick`).
     quick_in_flight: usize,
@@ -261,8 +303,7 @@ impl Scheduler {
         Self {
             engine,
             lanes: HashMap::new(),
-            timings: HashMap::new(),
-            timings_purge_at: 1024,
+            timings: KeptTimings::default(),
             in_flight: 0,
             quick_in_flight: 0,
             buffered: 0,
@@ -316,15 +357,9 @@ impl Scheduler {
         let half_buffer = self.engine.config.max_buffered / 2;
         for lease in leases {
             let ep = lease.task.endpoint_id.clone();
-            let lane = self.lanes.entry(ep.clone()).or_insert_with(|| {
-                let mut lane = Lane::default();
-                if let Some(t) = self.timings.remove(&ep) {
-                    if t.kept_at.elapsed() < TIMINGS_KEPT {
-                        lane.request_secs = t.request_secs;
-                        lane.fastest = t.fastest;
-                    }
-                }
-                lane
+            let lane = self.lanes.entry(ep.clone()).or_insert_with(|| Lane {
+                timing: self.timings.take(&ep, Instant::now()),
+                ..Lane::default()
             });
             // Once the shared buffer is half full, a lane that already has
             // plenty waiting (a slow endpoint) hands the rest back to the queue,
@@ -451,22 +486,8 @@ impl Scheduler {
         if !self.lanes.get(ep).is_some_and(Lane::idle) {
             return;
         }
-        let Some((ep, lane)) = self.lanes.remove_entry(ep) else {
-            return;
-        };
-        let now = Instant::now();
-        if lane.request_secs.is_some() {
-            let timing = Timing {
-                request_secs: lane.request_secs,
-                fastest: lane.fastest,
-                kept_at: now,
-            };
-            self.timings.insert(ep, timing);
-        }
-        if self.timings.len() >= self.timings_purge_at {
-            self.timings
-                .retain(|_, t| now.saturating_duration_since(t.kept_at) < TIMINGS_KEPT);
-            self.timings_purge_at = (self.timings.len() * 2).max(1024);
+        if let Some((ep, lane)) = self.lanes.remove_entry(ep) {
+            self.timings.keep(ep, lane.timing, Instant::now());
         }
     }
 
@@ -666,6 +687,49 @@ async fn feed(engine: Arc<Engine>, tx: mpsc::Sender<Vec<Lease>>, stop: Cancellat
 mod tests {
     use super::*;
     use hookd_queue::Hint;
+
+    #[test]
+    fn a_dropped_lanes_timing_is_kept_for_a_while_and_stale_ones_are_cleared() {
+        let t0 = Instant::now();
+        let mut kept = KeptTimings::default();
+        let mut timing = Timing::default();
+        kept.keep("ep_untimed".into(), timing, t0);
+        timing.note(0.002, t0);
+        kept.keep("ep_1".into(), timing, t0);
+        assert_eq!(
+            kept.take("ep_untimed", t0).request_secs,
+            None,
+            "nothing measured, nothing kept"
+        );
+        let back = kept.take("ep_1", t0 + TIMINGS_KEPT / 2);
+        assert_eq!(back.request_secs, Some(0.002));
+        assert_eq!(back.fastest.secs(), Some(0.002));
+        assert_eq!(
+            kept.take("ep_1", t0).request_secs,
+            None,
+            "taken once, then gone"
+        );
+        kept.keep("ep_2".into(), timing, t0);
+        assert_eq!(
+            kept.take("ep_2", t0 + TIMINGS_KEPT).request_secs,
+            None,
+            "too old to use"
+        );
+        // Entries past their time are cleared as more come, so the map stays
+        // at about the endpoints dropped within the last TIMINGS_KEPT.
+        for i in 0..3000 {
+            kept.keep(format!("ep_old_{i}"), timing, t0);
+        }
+        let later = t0 + TIMINGS_KEPT * 2;
+        for i in 0..1100 {
+            kept.keep(format!("ep_new_{i}"), timing, later);
+        }
+        assert!(
+            kept.kept.len() <= 2048,
+            "{} kept, of which 1,100 recent",
+            kept.kept.len()
+        );
+    }
 
     #[test]
     fn the_quickest_answer_counts_for_one_to_two_spans_then_gives_way() {
