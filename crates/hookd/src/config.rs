@@ -48,8 +48,7 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Most concurrent requests, in all, to endpoints whose quickest recent
     /// answer came within 5 ms (the rest wait in their endpoints' lanes,
-    /// shared out fairly);
-    /// 64 per core by default. Env: HOOKD_QUICK_IN_FLIGHT.
+    /// shared out fairly); 64 per core by default. Env: HOOKD_QUICK_IN_FLIGHT.
     pub quick_in_flight: usize,
     /// Disable an endpoint after it has failed without a success for this many
     /// seconds (default 5 days). Env: HOOKD_DISABLE_AFTER_SECS.

@@ -48,8 +48,9 @@ pub struct EngineConfig {
     pub quick_in_flight: usize,
     /// An endpoint whose quickest answer in the last 5–10 s came within this
     /// counts as quick (the average would count time spent waiting for this
-    /// node's cores, and would take in endpoints a network away). At 5 ms, quick endpoints alone could still take 128 / 5 ms =
-    /// 25,600 requests a second from two cores, about all they do.
+    /// node's cores, and would take in endpoints a network away). At 5 ms,
+    /// quick endpoints alone could still take 128 / 5 ms = 25,600 requests a
+    /// second from two cores, about all they do.
     pub quick_answer: Duration,
     /// Failed attempts of one message after which `message.attempt.failing` is sent.
     pub failing_after: u32,
